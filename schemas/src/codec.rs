@@ -33,9 +33,11 @@ fn limit_allocations() {
 }
 
 /// How records are framed on a topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum WireFormat {
     /// Avro single-object encoding: self-describing by fingerprint, no registry needed.
+    #[default]
     SingleObject,
     /// Confluent wire format against a schema registry.
     Confluent,

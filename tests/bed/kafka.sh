@@ -112,6 +112,9 @@ EOF
   </Loggers>
 </Configuration>
 EOF
+}
+
+write_tools_log_config() {
     # CLI tools (StorageTool, TopicCommand): warnings to stderr only.
     cat >"$STATE/tools-log4j2.xml" <<'EOF'
 <?xml version="1.0" encoding="UTF-8"?>
@@ -128,6 +131,8 @@ EOF
 
 # Runs a Kafka CLI class on the broker classpath, e.g. kafka_tool org.apache.kafka.tools.TopicCommand --list ...
 kafka_tool() {
+    [[ -f "$LIBS/.complete" ]] || bed_die "kafka: no jars yet in $LIBS (run '$0 start' once)"
+    [[ -f "$STATE/tools-log4j2.xml" ]] || write_tools_log_config
     "$JAVA" -Xmx256m -Dlog4j2.configurationFile="$STATE/tools-log4j2.xml" -cp "$LIBS/*" "$@"
 }
 
@@ -153,6 +158,7 @@ do_start() {
     rm -rf "$DATA" "$LOGS"
     mkdir -p "$DATA" "$LOGS"
     write_configs
+    write_tools_log_config
     local cluster_id
     cluster_id="$(kafka_tool kafka.tools.StorageTool random-uuid)"
     bed_log "kafka: formatting $DATA (cluster id $cluster_id)"

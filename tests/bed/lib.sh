@@ -1,4 +1,6 @@
 # Shared helpers for the test-bed scripts (kafka.sh, smtp.sh, registry.sh): logging, bounded port waits, pid-file daemons.
+# shellcheck shell=bash disable=SC2034,SC2016
+# (sourced library: its variables are used by the scripts that source it; single quotes in bash -c are intended)
 # Sourced, not executed. All progress output goes to stderr so callers can eval the stdout of up.sh.
 
 BED_DIR="${RELEC_BED_DIR:-/tmp/relec-bed}"
@@ -26,7 +28,7 @@ pid_running() {
     pid="$(<"$pidfile")"
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     [[ -r "/proc/$pid/cmdline" ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$marker"
+    { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "$marker"
 }
 
 # wait_port HOST PORT TIMEOUT_S PIDFILE MARKER -> waits until HOST:PORT accepts connections;

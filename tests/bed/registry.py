@@ -334,6 +334,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="In-memory Confluent Schema Registry stand-in (test bed)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=18081)
+    ap.add_argument("--bed-state", help="ignored; lets registry.sh recognise its own process")
     args = ap.parse_args()
 
     httpd = Server((args.host, args.port), Handler)

@@ -50,7 +50,7 @@ class InboxHandler:
         content = envelope.original_content or envelope.content
         if isinstance(content, str):  # only if decode_data were enabled
             content = content.encode("utf-8", "surrogateescape")
-        login = session.login_data
+        login = getattr(session.auth_data, "login", None) if session.authenticated else None
         if isinstance(login, bytes):
             login = login.decode("utf-8", "replace")
         received_ns = time.time_ns()

@@ -1,0 +1,218 @@
+//! Kafka clients for every stage: one place that turns the `[kafka]` config into librdkafka
+//! settings (security included), an idempotent producer, consumers that commit only what
+//! was processed, and the embedded cluster used when no brokers are configured.
+
+mod consumer;
+mod embedded;
+mod producer;
+mod topics;
+
+use std::{sync::Arc, time::Duration};
+
+use rdkafka::{
+    ClientConfig,
+    admin::AdminClient,
+    client::DefaultClientContext,
+    consumer::StreamConsumer,
+    producer::FutureProducer,
+};
+use relec_schemas::{Decoder, Encoder, Record, RegistryAuth, RegistryClient, WireFormat};
+
+pub use consumer::{Consumed, RecordConsumer, commit_sync};
+pub use embedded::EmbeddedCluster;
+pub use producer::{Delivery, RecordProducer};
+pub use topics::{TopicDescription, TopicOutcome};
+
+use crate::{Config, Error, config::KafkaConfig};
+
+/// A connection plan to one Kafka cluster: real (from `brokers`) or embedded, with the
+/// schema registry if the wire format needs one. Cheap to clone; clients are made from it.
+#[derive(Debug, Clone)]
+pub struct Kafka {
+    config: KafkaConfig,
+    bootstrap: String,
+    registry: Option<Arc<RegistryClient>>,
+    embedded: Option<Arc<EmbeddedCluster>>,
+}
+
+impl Kafka {
+    /// Plans connections for `config`; with `brokers = "embedded"` this starts the
+    /// in-process cluster, which lives as long as any clone of this value.
+    pub fn connect(config: &Config) -> Result<Self, Error> {
+        let embedded = if config.kafka.is_embedded() {
+            Some(Arc::new(EmbeddedCluster::start()?))
+        } else {
+            None
+        };
+        let bootstrap = match &embedded {
+            Some(cluster) => cluster.bootstrap_servers().to_owned(),
+            None => config.kafka.brokers.clone(),
+        };
+        let registry = match &config.schema_registry {
+            Some(r) => {
+                let auth = r.username.clone().zip(r.password.clone()).map(|(username, password)| {
+                    RegistryAuth {
+                        username,
+                        password: password.expose().to_owned(),
+                    }
+                });
+                let client = RegistryClient::new(&r.url, auth, r.timeout)
+                    .map_err(|e| Error::Embedded(e.to_string()))?;
+                Some(Arc::new(client))
+            }
+            None => None,
+        };
+        Ok(Self {
+            config: config.kafka.clone(),
+            bootstrap,
+            registry,
+            embedded,
+        })
+    }
+
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    pub fn embedded(&self) -> Option<&EmbeddedCluster> {
+        self.embedded.as_deref()
+    }
+
+    pub fn registry(&self) -> Option<&Arc<RegistryClient>> {
+        self.registry.as_ref()
+    }
+
+    pub fn wire_format(&self) -> WireFormat {
+        self.config.wire_format
+    }
+
+    /// Base librdkafka settings shared by every client: brokers, identity and security.
+    pub fn client_config(&self, role: &str) -> ClientConfig {
+        let k = &self.config;
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", format!("{}-{role}", k.client_id))
+            .set("security.protocol", k.security_protocol.as_librdkafka());
+        if let Some(tls) = &k.tls {
+            let path = |p: &std::path::PathBuf| p.display().to_string();
+            if let Some(ca) = &tls.ca_file {
+                c.set("ssl.ca.location", path(ca));
+            }
+            if let Some(cert) = &tls.cert_file {
+                c.set("ssl.certificate.location", path(cert));
+            }
+            if let Some(key) = &tls.key_file {
+                c.set("ssl.key.location", path(key));
+            }
+            if let Some(pw) = &tls.key_password {
+                c.set("ssl.key.password", pw.expose());
+            }
+            let verify = if tls.verify_hostname { "https" } else { "none" };
+            c.set("ssl.endpoint.identification.algorithm", verify);
+        }
+        if let Some(sasl) = &k.sasl {
+            c.set("sasl.mechanism", sasl.mechanism.as_librdkafka())
+                .set("sasl.username", &sasl.username)
+                .set("sasl.password", sasl.password.expose());
+        }
+        for (key, value) in &k.librdkafka {
+            c.set(key, value);
+        }
+        c
+    }
+
+    /// An idempotent producer: acks from all in-sync replicas, no duplicates on retry, order
+    /// kept per partition.
+    pub fn producer(&self, role: &str) -> Result<FutureProducer, Error> {
+        let p = &self.config.producer;
+        let mut c = self.client_config(role);
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", p.compression.as_librdkafka())
+            .set("linger.ms", p.linger.as_millis().to_string())
+            .set("message.timeout.ms", p.delivery_timeout.as_millis().to_string());
+        reapply_overrides(&mut c, &self.config);
+        Ok(c.create()?)
+    }
+
+    /// A consumer in `group` that reads only committed transactions and commits only the
+    /// offsets the caller stored after processing (`enable.auto.offset.store=false`).
+    pub fn consumer(&self, role: &str, group: &str) -> Result<StreamConsumer, Error> {
+        let k = &self.config.consumer;
+        let mut c = self.client_config(role);
+        c.set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", k.commit_interval.as_millis().to_string())
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("session.timeout.ms", k.session_timeout.as_millis().to_string());
+        reapply_overrides(&mut c, &self.config);
+        Ok(c.create()?)
+    }
+
+    pub fn admin(&self) -> Result<AdminClient<DefaultClientContext>, Error> {
+        Ok(self.client_config("admin").create()?)
+    }
+
+    /// A producer of `T` records on `topic`, framed in the configured wire format (which
+    /// registers the schema under `<topic>-value` for the Confluent format).
+    pub async fn record_producer<T: Record>(
+        &self,
+        role: &str,
+        topic: &str,
+    ) -> Result<RecordProducer<T>, Error> {
+        let encoder = self.encoder(topic, self.config.wire_format).await?;
+        Ok(RecordProducer::new(self.producer(role)?, topic, encoder))
+    }
+
+    /// An encoder of `T` for `topic` in `format`.
+    pub async fn encoder<T: Record>(
+        &self,
+        topic: &str,
+        format: WireFormat,
+    ) -> Result<Encoder<T>, Error> {
+        match format {
+            WireFormat::SingleObject => Ok(Encoder::single_object()),
+            WireFormat::Confluent => {
+                let registry = self.registry.as_ref().ok_or_else(|| Error::Topic {
+                    topic: topic.to_owned(),
+                    reason: "the confluent wire format needs [schema_registry]".to_owned(),
+                })?;
+                Encoder::confluent(registry, &format!("{topic}-value"))
+                    .await
+                    .map_err(|e| Error::Topic {
+                        topic: topic.to_owned(),
+                        reason: e.to_string(),
+                    })
+            }
+        }
+    }
+
+    /// A consumer of `T` records from `topics`, decoding either wire format.
+    pub fn record_consumer<T: Record>(
+        &self,
+        role: &str,
+        group: &str,
+        topics: &[&str],
+    ) -> Result<RecordConsumer<T>, Error> {
+        use rdkafka::consumer::Consumer;
+        let consumer = self.consumer(role, group)?;
+        consumer.subscribe(topics)?;
+        Ok(RecordConsumer::new(consumer, Decoder::new(self.registry.clone())))
+    }
+}
+
+/// Operator-given librdkafka properties win over the defaults set for a client kind.
+fn reapply_overrides(c: &mut ClientConfig, k: &KafkaConfig) {
+    for (key, value) in &k.librdkafka {
+        c.set(key, value);
+    }
+}
+
+/// How long admin and metadata requests may take before they are reported as failures.
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);

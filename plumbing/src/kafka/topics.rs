@@ -1,0 +1,180 @@
+//! `relec topics create` and `relec topics describe`: the pipeline's topics made as the
+//! config says, idempotently, and shown as the cluster has them.
+
+use std::collections::BTreeMap;
+
+use rdkafka::{
+    admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication},
+    types::RDKafkaErrorCode,
+};
+
+use super::{ADMIN_TIMEOUT, Kafka};
+use crate::{Error, config::TopicsConfig};
+
+/// What `create` did to one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicOutcome {
+    Created,
+    /// It was there already and was left alone; `drift` lists where it differs from the
+    /// config (changing a live topic is an operator's decision, not a side effect).
+    Exists { drift: Vec<String> },
+}
+
+/// A topic as the cluster has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    pub name: String,
+    pub exists: bool,
+    pub partitions: usize,
+    pub replication_factor: usize,
+    /// Topic configs relec sets (`retention.ms`, `cleanup.policy`, and any extra ones);
+    /// empty on the embedded cluster, which has no topic configs.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Topic configs shown by `describe` and compared for drift.
+const SHOWN_CONFIGS: [&str; 2] = ["retention.ms", "cleanup.policy"];
+
+impl Kafka {
+    /// Creates every configured topic that does not exist yet; running it twice changes
+    /// nothing the second time.
+    pub async fn create_topics(
+        &self,
+        topics: &TopicsConfig,
+    ) -> Result<Vec<(String, TopicOutcome)>, Error> {
+        let names: Vec<&str> = topics.all().iter().map(|(_, t)| t.name.as_str()).collect();
+        let before = self.describe_topics(&names).await?;
+        let mut outcomes = Vec::new();
+        let mut missing = Vec::new();
+        for ((_, spec), existing) in topics.all().into_iter().zip(&before) {
+            if existing.exists {
+                let mut drift = Vec::new();
+                if existing.partitions != spec.partitions as usize {
+                    drift.push(format!(
+                        "partitions {} (config says {})",
+                        existing.partitions, spec.partitions
+                    ));
+                }
+                for (key, want) in spec.broker_configs() {
+                    if let Some(have) = existing.configs.get(&key).filter(|h| **h != want) {
+                        drift.push(format!("{key}={have} (config says {want})"));
+                    }
+                }
+                outcomes.push((spec.name.clone(), TopicOutcome::Exists { drift }));
+            } else {
+                missing.push(spec);
+                outcomes.push((spec.name.clone(), TopicOutcome::Created));
+            }
+        }
+        if let Some(cluster) = self.embedded() {
+            for spec in &missing {
+                cluster.create_topic(&spec.name, spec.partitions)?;
+            }
+            return Ok(outcomes);
+        }
+        let configs: Vec<BTreeMap<String, String>> =
+            missing.iter().map(|s| s.broker_configs()).collect();
+        let new_topics: Vec<NewTopic<'_>> = missing
+            .iter()
+            .zip(&configs)
+            .map(|(spec, configs)| {
+                configs.iter().fold(
+                    NewTopic::new(
+                        &spec.name,
+                        spec.partitions,
+                        TopicReplication::Fixed(spec.replication_factor),
+                    ),
+                    |t, (k, v)| t.set(k, v),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+        for result in self.admin()?.create_topics(&new_topics, &options).await? {
+            match result {
+                Ok(_) => {}
+                // Another process created it between our look and our create: that is fine.
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(Error::Topic {
+                        topic,
+                        reason: code.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Describes the named topics; one entry per name, in order, `exists: false` for absent
+    /// ones.
+    pub async fn describe_topics(&self, names: &[&str]) -> Result<Vec<TopicDescription>, Error> {
+        let admin = self.admin()?;
+        let metadata = {
+            let admin = self.admin()?;
+            tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, ADMIN_TIMEOUT))
+                .await
+                .map_err(|e| Error::Embedded(e.to_string()))??
+        };
+        let mut out = Vec::new();
+        for name in names {
+            let topic = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == *name && t.error().is_none());
+            let Some(topic) = topic else {
+                out.push(TopicDescription {
+                    name: (*name).to_owned(),
+                    exists: false,
+                    partitions: 0,
+                    replication_factor: 0,
+                    configs: BTreeMap::new(),
+                });
+                continue;
+            };
+            let replication_factor = topic
+                .partitions()
+                .iter()
+                .map(|p| p.replicas().len())
+                .max()
+                .unwrap_or(0);
+            let configs = if self.is_embedded() {
+                BTreeMap::new()
+            } else {
+                topic_configs(&admin, name).await?
+            };
+            out.push(TopicDescription {
+                name: (*name).to_owned(),
+                exists: true,
+                partitions: topic.partitions().len(),
+                replication_factor,
+                configs,
+            });
+        }
+        Ok(out)
+    }
+}
+
+async fn topic_configs(
+    admin: &rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
+    name: &str,
+) -> Result<BTreeMap<String, String>, Error> {
+    let options = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
+    let results = admin
+        .describe_configs([&ResourceSpecifier::Topic(name)], &options)
+        .await?;
+    let mut configs = BTreeMap::new();
+    for result in results {
+        let resource = result.map_err(|code| Error::Topic {
+            topic: name.to_owned(),
+            reason: code.to_string(),
+        })?;
+        for entry in resource.entries {
+            if SHOWN_CONFIGS.contains(&entry.name.as_str())
+                && let Some(value) = entry.value
+            {
+                configs.insert(entry.name, value);
+            }
+        }
+    }
+    Ok(configs)
+}

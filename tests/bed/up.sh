@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Test bed: starts Kafka, the SMTP server and the schema-registry stand-in; prints `export` lines on stdout.
+# Usage: eval "$(tests/bed/up.sh)"   (all progress goes to stderr)
+# Exports RELEC_TEST_BROKERS, RELEC_TEST_SMTP, RELEC_TEST_REGISTRY. On failure, stops whatever it started
+# (set RELEC_BED_KEEP_ON_FAILURE=1 to leave it for inspection) and exits non-zero.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+
+mkdir -p "$BED_DIR"
+t0=$SECONDS
+
+fail() {
+    bed_log "up: $1 failed to start"
+    if [[ "${RELEC_BED_KEEP_ON_FAILURE:-0}" != 1 ]]; then
+        bash "$HERE/down.sh" || true
+    fi
+    exit 1
+}
+
+# Kafka is the slow one: start it in the background while the other two come up.
+kafka_out="$BED_DIR/.up-kafka.out"
+bash "$HERE/kafka.sh" start >"$kafka_out" &
+kafka_job=$!
+
+smtp_line="$(bash "$HERE/smtp.sh" start)" || { wait "$kafka_job" || true; fail smtp; }
+registry_line="$(bash "$HERE/registry.sh" start)" || { wait "$kafka_job" || true; fail registry; }
+wait "$kafka_job" || fail kafka
+kafka_line="$(<"$kafka_out")"
+rm -f "$kafka_out"
+
+brokers="${kafka_line#KAFKA_BROKERS=}"
+smtp="${smtp_line#SMTP_ADDR=}"
+registry="${registry_line#REGISTRY_URL=}"
+[[ -n "$brokers" && -n "$smtp" && -n "$registry" ]] || fail "(unexpected output)"
+
+bed_log "up: all services ready in $((SECONDS - t0))s"
+printf 'export RELEC_TEST_BROKERS=%q\n' "$brokers"
+printf 'export RELEC_TEST_SMTP=%q\n' "$smtp"
+printf 'export RELEC_TEST_REGISTRY=%q\n' "$registry"
