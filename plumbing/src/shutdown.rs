@@ -84,6 +84,12 @@ mod tests {
         tasks.spawn(std::future::pending::<()>());
         token.cancel();
         let drained = drain(tasks, Duration::from_secs(5)).await;
-        assert_eq!(drained, Drained { finished: 1, aborted: 1 });
+        assert_eq!(
+            drained,
+            Drained {
+                finished: 1,
+                aborted: 1
+            }
+        );
     }
 }

@@ -7,7 +7,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use axum::{Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get};
+use axum::{
+    Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get,
+};
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +27,9 @@ pub fn init_logs(config: &TelemetryConfig) -> Result<(), Error> {
         .map_err(|e| Error::Telemetry(e.to_string()))?;
     let registry = tracing_subscriber::registry().with(filter);
     let result = match config.log_format {
-        LogFormat::Human => registry.with(fmt::layer().with_writer(std::io::stderr)).try_init(),
+        LogFormat::Human => registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
         LogFormat::Json => registry
             .with(fmt::layer().json().with_writer(std::io::stderr))
             .try_init(),
@@ -89,7 +93,10 @@ impl Telemetry {
     pub fn new() -> Self {
         let registry = Registry::new();
         let info = prometheus::IntGaugeVec::new(
-            prometheus::Opts::new("relec_build_info", "Build of the running relec binary: 1, labelled by version."),
+            prometheus::Opts::new(
+                "relec_build_info",
+                "Build of the running relec binary: 1, labelled by version.",
+            ),
             &["version"],
         )
         .expect("valid metric");

@@ -15,7 +15,9 @@ async fn serves_parseable_metrics_and_health() {
         &["outcome"],
     )
     .expect("metric");
-    t.registry.register(Box::new(events.clone())).expect("register");
+    t.registry
+        .register(Box::new(events.clone()))
+        .expect("register");
     events.with_label_values(&["accepted"]).inc_by(3);
     let ingest = t.health.component("ingest");
     let shutdown = CancellationToken::new();
@@ -24,7 +26,12 @@ async fn serves_parseable_metrics_and_health() {
     let base = format!("http://{addr}");
     let get = |path: &str| reqwest::get(format!("{base}{path}"));
 
-    let body = get("/metrics").await.expect("get").text().await.expect("body");
+    let body = get("/metrics")
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
     let lines = body.lines().map(|l| Ok(l.to_owned()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");
     let sample = scrape
@@ -33,7 +40,12 @@ async fn serves_parseable_metrics_and_health() {
         .find(|s| s.metric == "relec_test_events_total")
         .expect("counter exposed");
     assert!(matches!(sample.value, prometheus_parse::Value::Counter(v) if v == 3.0));
-    assert!(scrape.samples.iter().any(|s| s.metric == "relec_build_info"));
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "relec_build_info")
+    );
 
     assert_eq!(get("/healthz").await.expect("get").status(), 200);
     let not_ready = get("/readyz").await.expect("get");

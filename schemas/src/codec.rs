@@ -209,11 +209,15 @@ impl<T: Record> Decoder<T> {
     }
 
     async fn writer_for_id(&self, id: u32) -> Result<Writer, Error> {
-        let known = self.by_id.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(writer) = known.get(&id) {
-            return Ok(writer.clone());
+        let known = self
+            .by_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned();
+        if let Some(writer) = known {
+            return Ok(writer);
         }
-        drop(known);
         let registry = self.registry.as_ref().ok_or(Error::NoRegistry(id))?;
         let schema = registry.schema_by_id(id).await?;
         let set = T::schema_set();

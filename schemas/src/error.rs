@@ -7,7 +7,9 @@
 pub enum Error {
     #[error("empty payload")]
     Empty,
-    #[error("unknown wire format: first byte 0x{0:02x} is neither single-object (0xc3) nor Confluent (0x00)")]
+    #[error(
+        "unknown wire format: first byte 0x{0:02x} is neither single-object (0xc3) nor Confluent (0x00)"
+    )]
     UnknownFormat(u8),
     #[error("bad single-object marker: expected c3 01, found c3 {0:02x}")]
     BadMarker(u8),

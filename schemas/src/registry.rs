@@ -96,7 +96,9 @@ impl RegistryClient {
             return Ok(schema);
         }
         let what = format!("fetch schema id {id}");
-        let request = self.http.get(self.url(&["schemas", "ids", &id.to_string()]));
+        let request = self
+            .http
+            .get(self.url(&["schemas", "ids", &id.to_string()]));
         let SchemaResponse { schema } = self.send(request, &what).await?;
         let schema = Arc::new(Schema::parse_str(&schema).map_err(|e| Error::Registry {
             what,

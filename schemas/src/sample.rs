@@ -40,7 +40,13 @@ const RELIABILITY: [SourceReliability; 6] = [
     SourceReliability::E,
     SourceReliability::F,
 ];
-const TLP: [Tlp; 5] = [Tlp::Clear, Tlp::Green, Tlp::Amber, Tlp::AmberStrict, Tlp::Red];
+const TLP: [Tlp; 5] = [
+    Tlp::Clear,
+    Tlp::Green,
+    Tlp::Amber,
+    Tlp::AmberStrict,
+    Tlp::Red,
+];
 /// Notes in the RELEC working languages, so every codec sees multi-byte UTF-8.
 const NOTES: [&str; 6] = [
     "گروه ۱۲ نفره در نزدیکی مرز دیده شد",

@@ -79,9 +79,8 @@ static INCIDENT_EVENT: LazyLock<SchemaSet> = LazyLock::new(|| {
     )
 });
 
-static ALERT: LazyLock<SchemaSet> = LazyLock::new(|| {
-    SchemaSet::embedded("Alert", &[(1, include_str!("../avro/alert/v1.avsc"))])
-});
+static ALERT: LazyLock<SchemaSet> =
+    LazyLock::new(|| SchemaSet::embedded("Alert", &[(1, include_str!("../avro/alert/v1.avsc"))]));
 
 impl Record for IncidentEvent {
     fn schema_set() -> &'static SchemaSet {

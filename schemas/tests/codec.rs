@@ -34,11 +34,7 @@ fn single_object_round_trip_is_field_for_field() {
 fn spec_fingerprint(canonical: &str) -> u64 {
     const EMPTY: u64 = 0xc15d_213a_a4d7_a795;
     let table: Vec<u64> = (0..256u64)
-        .map(|i| {
-            (0..8).fold(i, |fp, _| {
-                (fp >> 1) ^ (EMPTY & (0u64.wrapping_sub(fp & 1)))
-            })
-        })
+        .map(|i| (0..8).fold(i, |fp, _| (fp >> 1) ^ (EMPTY & (0u64.wrapping_sub(fp & 1)))))
         .collect();
     canonical.bytes().fold(EMPTY, |fp, b| {
         (fp >> 8) ^ table[((fp ^ u64::from(b)) & 0xff) as usize]
@@ -56,7 +52,10 @@ fn single_object_header_matches_the_specification() {
     let bytes = Encoder::<IncidentEvent>::single_object()
         .encode(&sample::incident(1, 1))
         .expect("encode");
-    assert_eq!(bytes[2..10], IncidentEvent::schema_set().current().fingerprint);
+    assert_eq!(
+        bytes[2..10],
+        IncidentEvent::schema_set().current().fingerprint
+    );
 }
 
 #[test]
@@ -71,11 +70,19 @@ fn json_maps_one_to_one_onto_the_avro_record() {
         .iter()
         .map(|f| f["name"].as_str().expect("name"))
         .collect();
-    let json_fields: Vec<&str> = json.as_object().expect("object").keys().map(String::as_str).collect();
+    let json_fields: Vec<&str> = json
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
     let mut sorted = avro_fields.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, json_fields);
-    assert_eq!(serde_json::from_value::<IncidentEvent>(json).expect("back"), event);
+    assert_eq!(
+        serde_json::from_value::<IncidentEvent>(json).expect("back"),
+        event
+    );
 }
 
 #[test]
@@ -88,19 +95,26 @@ fn unknown_json_field_is_named() {
 
 #[test]
 fn every_released_version_reads_every_other() {
-    use apache_avro::{reader::datum::GenericDatumReader, schema_compatibility::SchemaCompatibility};
+    use apache_avro::{
+        reader::datum::GenericDatumReader, schema_compatibility::SchemaCompatibility,
+    };
     for set in [IncidentEvent::schema_set(), Alert::schema_set()] {
         for writer in set.versions() {
             for reader in set.versions() {
                 SchemaCompatibility::can_read(&writer.schema, &reader.schema).unwrap_or_else(|e| {
-                    panic!("{} v{} cannot read v{}: {e}", set.name, reader.version, writer.version)
+                    panic!(
+                        "{} v{} cannot read v{}: {e}",
+                        set.name, reader.version, writer.version
+                    )
                 });
             }
         }
     }
     // And with data: what the current version writes, every released version reads.
     let event = sample::incident(5, 5);
-    let bytes = Encoder::<IncidentEvent>::single_object().encode(&event).expect("encode");
+    let bytes = Encoder::<IncidentEvent>::single_object()
+        .encode(&event)
+        .expect("encode");
     let current = &IncidentEvent::schema_set().current().schema;
     for reader in IncidentEvent::schema_set().versions() {
         let value = GenericDatumReader::builder(current)
@@ -122,10 +136,29 @@ fn hostile_bytes_give_typed_errors() {
 
     assert!(matches!(decode(&[]), Error::Empty));
     assert!(matches!(decode(&[0x7b, 0x22]), Error::UnknownFormat(0x7b)));
-    assert!(matches!(decode(&[0xC3, 0x02, 0, 0]), Error::BadMarker(0x02)));
-    assert!(matches!(decode(&good[..6]), Error::TruncatedHeader { got: 6, need: 10, .. }));
-    assert!(matches!(decode(&[0x00, 0, 0]), Error::TruncatedHeader { format: "Confluent", .. }));
-    assert!(matches!(decode(&[0x00, 0, 0, 0, 7, 2]), Error::NoRegistry(7)));
+    assert!(matches!(
+        decode(&[0xC3, 0x02, 0, 0]),
+        Error::BadMarker(0x02)
+    ));
+    assert!(matches!(
+        decode(&good[..6]),
+        Error::TruncatedHeader {
+            got: 6,
+            need: 10,
+            ..
+        }
+    ));
+    assert!(matches!(
+        decode(&[0x00, 0, 0]),
+        Error::TruncatedHeader {
+            format: "Confluent",
+            ..
+        }
+    ));
+    assert!(matches!(
+        decode(&[0x00, 0, 0, 0, 7, 2]),
+        Error::NoRegistry(7)
+    ));
 
     let mut wrong_fingerprint = good.clone();
     wrong_fingerprint[5] ^= 0xff;

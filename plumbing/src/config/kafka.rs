@@ -221,19 +221,28 @@ impl Validate for KafkaConfig {
         if protocol.uses_sasl() && self.sasl.is_none() {
             problems.push(
                 key(path, "sasl"),
-                format!("security_protocol {} needs a [kafka.sasl] section", protocol.as_librdkafka()),
+                format!(
+                    "security_protocol {} needs a [kafka.sasl] section",
+                    protocol.as_librdkafka()
+                ),
             );
         }
         if !protocol.uses_sasl() && self.sasl.is_some() {
             problems.push(
                 key(path, "sasl"),
-                format!("is set but security_protocol {} does not use SASL", protocol.as_librdkafka()),
+                format!(
+                    "is set but security_protocol {} does not use SASL",
+                    protocol.as_librdkafka()
+                ),
             );
         }
         if !protocol.uses_tls() && self.tls.is_some() {
             problems.push(
                 key(path, "tls"),
-                format!("is set but security_protocol {} does not use TLS", protocol.as_librdkafka()),
+                format!(
+                    "is set but security_protocol {} does not use TLS",
+                    protocol.as_librdkafka()
+                ),
             );
         }
         if let Some(tls) = &self.tls {
@@ -244,7 +253,10 @@ impl Validate for KafkaConfig {
                 ("key_file", &tls.key_file),
             ] {
                 if let Some(file) = file.as_ref().filter(|f| !f.is_file()) {
-                    problems.push(key(&tls_path, name), format!("file {} not found", file.display()));
+                    problems.push(
+                        key(&tls_path, name),
+                        format!("file {} not found", file.display()),
+                    );
                 }
             }
             if tls.cert_file.is_some() != tls.key_file.is_some() {
@@ -257,7 +269,10 @@ impl Validate for KafkaConfig {
             problems.push(key(&key(path, "sasl"), "username"), "must not be empty");
         }
         if self.producer.delivery_timeout < Duration::from_secs(1) {
-            problems.push(key(path, "producer.delivery_timeout"), "must be at least 1s");
+            problems.push(
+                key(path, "producer.delivery_timeout"),
+                "must be at least 1s",
+            );
         }
         if self.consumer.session_timeout < Duration::from_secs(1) {
             problems.push(key(path, "consumer.session_timeout"), "must be at least 1s");
@@ -364,16 +379,25 @@ impl Validate for TopicsConfig {
         for (name, spec) in self.all() {
             let p = key(path, name);
             if let Some(other) = seen.insert(spec.name.clone(), name) {
-                problems.push(key(&p, "name"), format!("{:?} is also topics.{other}", spec.name));
+                problems.push(
+                    key(&p, "name"),
+                    format!("{:?} is also topics.{other}", spec.name),
+                );
             }
             if !is_topic_name(&spec.name) {
                 problems.push(
                     key(&p, "name"),
-                    format!("{:?} is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)", spec.name),
+                    format!(
+                        "{:?} is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)",
+                        spec.name
+                    ),
                 );
             }
             if spec.partitions < 1 {
-                problems.push(key(&p, "partitions"), format!("{} must be at least 1", spec.partitions));
+                problems.push(
+                    key(&p, "partitions"),
+                    format!("{} must be at least 1", spec.partitions),
+                );
             }
             if spec.replication_factor < 1 {
                 problems.push(
@@ -389,7 +413,8 @@ fn is_topic_name(s: &str) -> bool {
     (1..=249).contains(&s.len())
         && s != "."
         && s != ".."
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// `[schema_registry]`: a Confluent-compatible registry, for the `confluent` wire format.
@@ -411,7 +436,10 @@ fn registry_timeout() -> Duration {
 impl Validate for RegistryConfig {
     fn validate(&self, path: &str, problems: &mut Problems) {
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            problems.push(key(path, "url"), format!("{:?} is not an http(s) URL", self.url));
+            problems.push(
+                key(path, "url"),
+                format!("{:?} is not an http(s) URL", self.url),
+            );
         }
         if self.username.is_some() != self.password.is_some() {
             problems.push(path.to_owned(), "username and password go together");

@@ -11,8 +11,8 @@ use std::path::Path;
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use kafka::{
-    Compression, ConsumerConfig, EMBEDDED, KafkaConfig, ProducerConfig, RegistryConfig,
-    SaslConfig, SaslMechanism, SecurityProtocol, TlsConfig, TopicSpec, TopicsConfig,
+    Compression, ConsumerConfig, EMBEDDED, KafkaConfig, ProducerConfig, RegistryConfig, SaslConfig,
+    SaslMechanism, SecurityProtocol, TlsConfig, TopicSpec, TopicsConfig,
 };
 pub use problems::{Problem, Problems, Validate, key};
 pub use secret::Secret;
@@ -21,7 +21,8 @@ pub use service::{LogFormat, ShutdownConfig, TelemetryConfig};
 use crate::Error;
 
 /// Prefix of environment overrides: `RELEC_KAFKA__BROKERS=host:9092` sets `kafka.brokers`
-/// (a double underscore separates keys, so single underscores stay inside key names).
+/// (a double underscore separates keys, so single underscores stay inside key names; a
+/// name without one, like `RELEC_CONFIG`, is not an override).
 pub const ENV_PREFIX: &str = "RELEC_";
 
 /// The whole configuration of a relec process. Every section is optional in the file.
@@ -142,12 +143,20 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
 
 /// Deserializes one section on its own, so a mistake in one section does not hide the
 /// mistakes in the others.
-fn section<T: DeserializeOwned>(value: toml::Value, name: &str, problems: &mut Problems) -> Option<T> {
+fn section<T: DeserializeOwned>(
+    value: toml::Value,
+    name: &str,
+    problems: &mut Problems,
+) -> Option<T> {
     match serde_path_to_error::deserialize(value) {
         Ok(section) => Some(section),
         Err(e) => {
             let inner = e.path().to_string();
-            let path = if inner == "." { name.to_owned() } else { key(name, &inner) };
+            let path = if inner == "." {
+                name.to_owned()
+            } else {
+                key(name, &inner)
+            };
             problems.push(path, e.into_inner().message().to_owned());
             None
         }
@@ -162,7 +171,8 @@ fn apply_env(
     problems: &mut Problems,
 ) {
     for (name, raw) in env {
-        let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+        // Only `SECTION__KEY` names are overrides, so RELEC_CONFIG and the like are not.
+        let Some(path) = name.strip_prefix(ENV_PREFIX).filter(|p| p.contains("__")) else {
             continue;
         };
         let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();

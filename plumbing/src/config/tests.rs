@@ -36,7 +36,12 @@ fn every_problem_is_reported_with_its_path() {
     let problems = load(text, &[]).expect_err("invalid");
     assert_eq!(
         paths(&problems),
-        ["shutdown.drain_deadline", "kafka.brokers", "kafka.sasl", "topics.alerts.partitions"],
+        [
+            "shutdown.drain_deadline",
+            "kafka.brokers",
+            "kafka.sasl",
+            "topics.alerts.partitions"
+        ],
         "{problems}"
     );
 }
@@ -45,7 +50,10 @@ fn every_problem_is_reported_with_its_path() {
 fn unknown_keys_and_sections_are_named() {
     let problems = load("[kafka]\nbrokerz = \"x:1\"\n[kafkaa]\n", &[]).expect_err("invalid");
     let text = problems.to_string();
-    assert!(text.contains("brokerz") && text.contains("kafkaa"), "{text}");
+    assert!(
+        text.contains("brokerz") && text.contains("kafkaa"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -56,6 +64,7 @@ fn environment_overrides_the_file() {
             ("RELEC_KAFKA__BROKERS", "b:2,c:3"),
             ("RELEC_TOPICS__INCIDENTS__PARTITIONS", "12"),
             ("HOME", "/root"),
+            ("RELEC_CONFIG", "/etc/relec.toml"),
         ],
     )
     .expect("valid");

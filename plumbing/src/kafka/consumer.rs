@@ -30,7 +30,9 @@ pub struct RecordConsumer<T: Record> {
 
 impl<T: Record> std::fmt::Debug for RecordConsumer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordConsumer").field("decoder", &self.decoder).finish()
+        f.debug_struct("RecordConsumer")
+            .field("decoder", &self.decoder)
+            .finish()
     }
 }
 

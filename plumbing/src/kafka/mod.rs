@@ -10,10 +10,7 @@ mod topics;
 use std::{sync::Arc, time::Duration};
 
 use rdkafka::{
-    ClientConfig,
-    admin::AdminClient,
-    client::DefaultClientContext,
-    consumer::StreamConsumer,
+    ClientConfig, admin::AdminClient, client::DefaultClientContext, consumer::StreamConsumer,
     producer::FutureProducer,
 };
 use relec_schemas::{Decoder, Encoder, Record, RegistryAuth, RegistryClient, WireFormat};
@@ -50,12 +47,14 @@ impl Kafka {
         };
         let registry = match &config.schema_registry {
             Some(r) => {
-                let auth = r.username.clone().zip(r.password.clone()).map(|(username, password)| {
-                    RegistryAuth {
-                        username,
-                        password: password.expose().to_owned(),
-                    }
-                });
+                let auth =
+                    r.username
+                        .clone()
+                        .zip(r.password.clone())
+                        .map(|(username, password)| RegistryAuth {
+                            username,
+                            password: password.expose().to_owned(),
+                        });
                 let client = RegistryClient::new(&r.url, auth, r.timeout)
                     .map_err(|e| Error::Embedded(e.to_string()))?;
                 Some(Arc::new(client))
@@ -134,7 +133,10 @@ impl Kafka {
             .set("acks", "all")
             .set("compression.type", p.compression.as_librdkafka())
             .set("linger.ms", p.linger.as_millis().to_string())
-            .set("message.timeout.ms", p.delivery_timeout.as_millis().to_string());
+            .set(
+                "message.timeout.ms",
+                p.delivery_timeout.as_millis().to_string(),
+            );
         reapply_overrides(&mut c, &self.config);
         Ok(c.create()?)
     }
@@ -147,10 +149,16 @@ impl Kafka {
         c.set("group.id", group)
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
-            .set("auto.commit.interval.ms", k.commit_interval.as_millis().to_string())
+            .set(
+                "auto.commit.interval.ms",
+                k.commit_interval.as_millis().to_string(),
+            )
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
-            .set("session.timeout.ms", k.session_timeout.as_millis().to_string());
+            .set(
+                "session.timeout.ms",
+                k.session_timeout.as_millis().to_string(),
+            );
         reapply_overrides(&mut c, &self.config);
         Ok(c.create()?)
     }
@@ -203,7 +211,10 @@ impl Kafka {
         use rdkafka::consumer::Consumer;
         let consumer = self.consumer(role, group)?;
         consumer.subscribe(topics)?;
-        Ok(RecordConsumer::new(consumer, Decoder::new(self.registry.clone())))
+        Ok(RecordConsumer::new(
+            consumer,
+            Decoder::new(self.registry.clone()),
+        ))
     }
 }
 

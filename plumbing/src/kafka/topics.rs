@@ -17,7 +17,9 @@ pub enum TopicOutcome {
     Created,
     /// It was there already and was left alone; `drift` lists where it differs from the
     /// config (changing a live topic is an operator's decision, not a side effect).
-    Exists { drift: Vec<String> },
+    Exists {
+        drift: Vec<String>,
+    },
 }
 
 /// A topic as the cluster has it.
@@ -65,6 +67,9 @@ impl Kafka {
                 missing.push(spec);
                 outcomes.push((spec.name.clone(), TopicOutcome::Created));
             }
+        }
+        if missing.is_empty() {
+            return Ok(outcomes);
         }
         if let Some(cluster) = self.embedded() {
             for spec in &missing {

@@ -1,0 +1,76 @@
+//! The command line: global options and one subcommand per job.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// relec-ews: early warnings on irregular migration, migrant smuggling and human
+/// trafficking for the RELEC network.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Config file (TOML); without it, the defaults with RELEC_... environment overrides.
+    #[arg(long, short, global = true, env = "RELEC_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Kafka bootstrap brokers (host:port,...) or "embedded"; overrides kafka.brokers.
+    #[arg(long, global = true)]
+    pub brokers: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Create or show the pipeline's Kafka topics.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+    /// Measure parts of relec on this machine.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Report every problem in FILE with its key path; exit 1 if there is any.
+    Check {
+        file: PathBuf,
+        /// Also print the effective config (defaults and environment applied, secrets
+        /// redacted).
+        #[arg(long)]
+        print: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Create the configured topics that do not exist; existing ones are left alone.
+    Create,
+    /// Show the configured topics as the cluster has them.
+    Describe,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Encode and decode rates of IncidentEvent on one core, in each wire format.
+    Codec {
+        /// Distinct sample records cycled through.
+        #[arg(long, default_value_t = 10_000)]
+        records: u64,
+        /// Seconds to spend on each measurement.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Confluent-compatible schema registry for the confluent format (else the
+        /// config's [schema_registry]; without either, that format is skipped).
+        #[arg(long)]
+        registry: Option<String>,
+    },
+}

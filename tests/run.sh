@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The one test command: installs what the build and the test bed need, starts the real
+# services (Apache Kafka, SMTP, schema registry), runs the whole workspace's tests against
+# them, and stops everything it started, even when a test fails.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# Build needs of rdkafka's bundled librdkafka (C compiler, make, OpenSSL headers for TLS
+# and SASL_SSL to production clusters), Java 17 and Maven for the broker, Python for the
+# SMTP server and registry stand-in. Installed only when missing.
+need_pkgs=()
+command -v cc >/dev/null || need_pkgs+=(gcc)
+command -v make >/dev/null || need_pkgs+=(make)
+command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
+dpkg -s libssl-dev >/dev/null 2>&1 || need_pkgs+=(libssl-dev)
+command -v java >/dev/null || need_pkgs+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need_pkgs+=(maven)
+command -v python3 >/dev/null || need_pkgs+=(python3 python3-venv)
+if ((${#need_pkgs[@]})); then
+    echo "run.sh: installing ${need_pkgs[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# Build everything first, so the services are not left idling through a cold compile.
+cargo build --workspace --all-targets --locked
+
+trap 'bash tests/bed/down.sh >&2 || true' EXIT
+eval "$(bash tests/bed/up.sh)"
+
+cargo test --workspace --locked --no-fail-fast -- "$@"
+
+# The codec benchmark must keep working; a short debug run checks it (the figures that
+# matter come from `cargo run --release -- bench codec`).
+cargo run --quiet --locked -p relec -- bench codec --records 200 --seconds 0.05 \
+    --registry "$RELEC_TEST_REGISTRY" >/dev/null
