@@ -30,9 +30,22 @@ cargo build --workspace --all-targets --locked
 trap 'bash tests/bed/down.sh >&2 || true' EXIT
 eval "$(bash tests/bed/up.sh)"
 
-cargo test --workspace --locked --no-fail-fast -- "$@"
+log="$(mktemp)"
+status=0
+cargo test --workspace --locked --no-fail-fast -- "$@" 2>&1 | tee "$log" || status=$?
 
 # The codec benchmark must keep working; a short debug run checks it (the figures that
 # matter come from `cargo run --release -- bench codec`).
 cargo run --quiet --locked -p relec -- bench codec --records 200 --seconds 0.05 \
     --registry "$RELEC_TEST_REGISTRY" >/dev/null
+
+# One closing line over every test binary (cargo prints one per binary, the last of which
+# is often an empty doc-test run).
+results=$(grep '^test result:' "$log" || true)
+passed=$(grep -oE '[0-9]+ passed' <<<"$results" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -oE '[0-9]+ failed' <<<"$results" | awk '{s+=$1} END {print s+0}')
+rm -f "$log"
+bash tests/bed/down.sh >&2
+trap - EXIT
+echo "relec: $passed passed, $failed failed"
+exit "$status"

@@ -14,6 +14,8 @@ pub enum Error {
     Config(Problems),
     #[error("Kafka client: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("schemas: {0}")]
+    Schema(#[from] relec_schemas::Error),
     #[error("embedded Kafka cluster: {0}")]
     Embedded(String),
     #[error("topic {topic}: {reason}")]
@@ -24,6 +26,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error("telemetry setup: {0}")]
     Telemetry(String),
 }

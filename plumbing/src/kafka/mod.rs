@@ -55,9 +55,7 @@ impl Kafka {
                             username,
                             password: password.expose().to_owned(),
                         });
-                let client = RegistryClient::new(&r.url, auth, r.timeout)
-                    .map_err(|e| Error::Embedded(e.to_string()))?;
-                Some(Arc::new(client))
+                Some(Arc::new(RegistryClient::new(&r.url, auth, r.timeout)?))
             }
             None => None,
         };
@@ -191,12 +189,7 @@ impl Kafka {
                     topic: topic.to_owned(),
                     reason: "the confluent wire format needs [schema_registry]".to_owned(),
                 })?;
-                Encoder::confluent(registry, &format!("{topic}-value"))
-                    .await
-                    .map_err(|e| Error::Topic {
-                        topic: topic.to_owned(),
-                        reason: e.to_string(),
-                    })
+                Ok(Encoder::confluent(registry, &format!("{topic}-value")).await?)
             }
         }
     }

@@ -113,12 +113,12 @@ impl Kafka {
     /// Describes the named topics; one entry per name, in order, `exists: false` for absent
     /// ones.
     pub async fn describe_topics(&self, names: &[&str]) -> Result<Vec<TopicDescription>, Error> {
-        let admin = self.admin()?;
+        let admin = std::sync::Arc::new(self.admin()?);
+        // Metadata requests block the calling thread; keep them off the async workers.
         let metadata = {
-            let admin = self.admin()?;
+            let admin = admin.clone();
             tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, ADMIN_TIMEOUT))
-                .await
-                .map_err(|e| Error::Embedded(e.to_string()))??
+                .await??
         };
         let mut out = Vec::new();
         for name in names {
