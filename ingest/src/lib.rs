@@ -1,3 +1,15 @@
-//! Ingest stage: border agencies publish incident events (HTTP, bulk import, native Kafka)
-//! into `relec.incidents`. The stage itself arrives with issue #3; this crate holds its place
-//! in the workspace so the layout shows the whole pipeline.
+//! Ingest stage: how border agencies publish incident events into `relec.incidents`, over
+//! HTTP or from bulk files, authenticated, validated, deduplicated and acknowledged by the
+//! brokers before anything is called accepted.
+
+pub mod auth;
+pub mod dedup;
+mod error;
+pub mod events;
+pub mod http;
+pub mod publisher;
+mod stage;
+pub mod validate;
+
+pub use error::Error;
+pub use stage::{build, serve};

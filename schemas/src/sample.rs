@@ -92,10 +92,13 @@ pub fn incident(seed: u64, i: u64) -> IncidentEvent {
     let occurred_at = EPOCH_2026_MS + (r.below(300 * 86_400) as i64) * 1000;
     let delay_ms = (r.below(5 * 86_400) as i64) * 1000;
     let nationalities: Vec<_> = (0..r.below(4))
-        .map(|_| NationalityCount {
-            nationality: r.pick(&COUNTRIES).to_owned(),
-            count: 1 + r.below(20) as i32,
-            minors: r.below(3) as i32,
+        .map(|_| {
+            let count = 1 + r.below(20) as i32;
+            NationalityCount {
+                nationality: r.pick(&COUNTRIES).to_owned(),
+                count,
+                minors: (r.below(3) as i32).min(count),
+            }
         })
         .collect();
     let persons = nationalities.iter().map(|n| n.count).sum::<i32>() + r.below(5) as i32;

@@ -51,3 +51,31 @@ pub fn config(brokers: &str, format: WireFormat) -> Config {
     config.topics.alerts = TopicSpec::new(&format!("{run}.alerts"), 2, None);
     config
 }
+
+/// How many records `topic` holds: the sum of its partitions' high watermarks.
+pub async fn records_on(kafka: &relec_plumbing::kafka::Kafka, topic: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = kafka
+        .client_config("watermarks")
+        .set("group.id", unique("watermarks"))
+        .create()
+        .expect("consumer");
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), timeout)
+            .expect("metadata");
+        let partitions = metadata.topics()[0].partitions().len() as i32;
+        (0..partitions)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(&topic, p, timeout)
+                    .expect("watermarks")
+                    .1
+            })
+            .sum()
+    })
+    .await
+    .expect("join")
+}

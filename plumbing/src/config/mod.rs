@@ -1,6 +1,7 @@
 //! Configuration: one TOML file plus `RELEC_...` environment overrides, checked as a whole
 //! so that every problem is reported at once with its key path.
 
+mod ingest;
 mod kafka;
 mod problems;
 mod secret;
@@ -10,6 +11,7 @@ use std::path::Path;
 
 use serde::{Serialize, de::DeserializeOwned};
 
+pub use ingest::{AgencyConfig, IngestConfig};
 pub use kafka::{
     Compression, ConsumerConfig, EMBEDDED, KafkaConfig, ProducerConfig, RegistryConfig, SaslConfig,
     SaslMechanism, SecurityProtocol, TlsConfig, TopicSpec, TopicsConfig,
@@ -31,6 +33,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub topics: TopicsConfig,
     pub schema_registry: Option<RegistryConfig>,
+    pub ingest: IngestConfig,
     pub telemetry: TelemetryConfig,
     pub shutdown: ShutdownConfig,
 }
@@ -75,6 +78,7 @@ impl Config {
             schema_registry: table
                 .remove("schema_registry")
                 .and_then(|v| section(v, "schema_registry", &mut problems)),
+            ingest: defaulted(&mut table, "ingest", &mut problems),
             telemetry: defaulted(&mut table, "telemetry", &mut problems),
             shutdown: defaulted(&mut table, "shutdown", &mut problems),
         };
@@ -94,6 +98,7 @@ impl Validate for Config {
     fn validate(&self, _path: &str, problems: &mut Problems) {
         self.kafka.validate("kafka", problems);
         self.topics.validate("topics", problems);
+        self.ingest.validate("ingest", problems);
         self.telemetry.validate("telemetry", problems);
         self.shutdown.validate("shutdown", problems);
         if let Some(registry) = &self.schema_registry {

@@ -67,6 +67,15 @@ impl Kafka {
         })
     }
 
+    /// The same cluster (and embedded cluster, if any) with other client settings, e.g. a
+    /// producer with its own delivery timeout.
+    pub fn connect_like(other: &Kafka, config: &Config) -> Self {
+        Self {
+            config: config.kafka.clone(),
+            ..other.clone()
+        }
+    }
+
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
     }

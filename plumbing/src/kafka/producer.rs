@@ -76,6 +76,11 @@ impl<T: Record> RecordProducer<T> {
         .await
     }
 
+    /// Messages enqueued and not yet acknowledged or failed.
+    pub fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+
     /// Waits until everything enqueued has been acknowledged or `timeout` passes.
     pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
         Ok(self.producer.flush(Timeout::After(timeout))?)

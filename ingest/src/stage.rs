@@ -1,0 +1,76 @@
+//! The ingest stage assembled: from the config to a running HTTP API whose publisher
+//! writes to `relec.incidents`, until shutdown, then a flush of what is in flight.
+
+use std::sync::Arc;
+
+use relec_plumbing::{Config, kafka::Kafka, telemetry::Telemetry};
+use relec_schemas::{Decoder, IncidentEvent};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Error,
+    auth::Agencies,
+    dedup::Dedup,
+    events::IngestMetrics,
+    http::{IngestApi, Limits, router},
+    publisher::{Clock, Publisher},
+};
+
+/// Builds the publisher and the API for `config`. The producer gives up on a record after
+/// `ingest.publish_timeout`, so an unacknowledged request fails with 503 in that time.
+pub async fn build(
+    config: &Config,
+    kafka: &Kafka,
+    telemetry: &Telemetry,
+    clock: Clock,
+) -> Result<IngestApi, Error> {
+    let ingest = &config.ingest;
+    if kafka.is_embedded() {
+        kafka.create_topics(&config.topics).await?;
+    }
+    let mut producer_config = config.clone();
+    producer_config.kafka.producer.delivery_timeout = ingest.publish_timeout;
+    let producer_kafka = Kafka::connect_like(kafka, &producer_config);
+    let producer = producer_kafka
+        .record_producer::<IncidentEvent>("ingest", &config.topics.incidents.name)
+        .await?;
+    let metrics = IngestMetrics::register(&telemetry.registry)?;
+    let dedup = Arc::new(Dedup::new(ingest.dedup_window, ingest.dedup_capacity));
+    let publisher = Publisher::new(
+        producer,
+        dedup,
+        clock,
+        ingest.clock_skew,
+        ingest.publish_timeout,
+        metrics,
+    );
+    let agencies = Agencies::new(&ingest.agencies);
+    if agencies.is_empty() {
+        tracing::warn!(
+            "no agencies configured under [[ingest.agencies]]: every publish request gets 401"
+        );
+    }
+    Ok(IngestApi {
+        publisher,
+        agencies: Arc::new(agencies),
+        limits: Limits {
+            max_body_bytes: ingest.max_body_bytes,
+            max_batch: ingest.max_batch,
+            retry_after: ingest.retry_after,
+        },
+        decoder: Arc::new(Decoder::new(kafka.registry().cloned())),
+    })
+}
+
+/// Serves the API on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    api: IngestApi,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    axum::serve(listener, router(api))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! The ingest HTTP API against the real broker, as an agency uses it: authentication and
+//! country binding, per-field validation errors in a batch, and idempotent re-sends.
+
+use std::collections::HashSet;
+
+use relec_ingest::{auth::generate_key, publisher::system_clock};
+use relec_plumbing::{Config, config::AgencyConfig, kafka::Kafka, telemetry::Telemetry};
+use relec_schemas::{IncidentEvent, WireFormat, sample};
+use relec_tests::{RECEIVE_DEADLINE, broker, config, records_on, unique};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+struct Ingest {
+    url: String,
+    irn_key: String,
+    config: Config,
+    kafka: Kafka,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+async fn start() -> Ingest {
+    let mut config = config(&broker(), WireFormat::SingleObject);
+    let (irn_key, irn_hash) = generate_key();
+    let (_, tur_hash) = generate_key();
+    config.ingest.agencies = vec![
+        AgencyConfig {
+            id: "IRN-BORDER-GUARD".into(),
+            countries: vec!["IRN".into()],
+            key_sha256: irn_hash,
+        },
+        AgencyConfig {
+            id: "TUR-JANDARMA".into(),
+            countries: vec!["TUR".into()],
+            key_sha256: tur_hash,
+        },
+    ];
+    let kafka = Kafka::connect(&config).expect("connect");
+    kafka.create_topics(&config.topics).await.expect("topics");
+    let api = relec_ingest::build(&config, &kafka, &Telemetry::new(), system_clock())
+        .await
+        .expect("build");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/v1/events", listener.local_addr().expect("addr"));
+    let stop = CancellationToken::new();
+    tokio::spawn(relec_ingest::serve(listener, api, stop.clone()));
+    Ingest {
+        url,
+        irn_key,
+        config,
+        kafka,
+        _stop: stop.drop_guard(),
+    }
+}
+
+fn irn_event(seed: u64, i: u64) -> IncidentEvent {
+    let mut e = sample::incident(seed, i);
+    e.reporting_country = "IRN".into();
+    e.reporting_agency = "IRN-BORDER-GUARD".into();
+    e
+}
+
+async fn post(url: &str, key: &str, body: &(impl serde::Serialize + ?Sized)) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_country_gets_403_and_a_bad_key_401_and_neither_writes() {
+    let ingest = start().await;
+    let mut tur = irn_event(1, 1);
+    tur.reporting_country = "TUR".into();
+    let batch = vec![irn_event(1, 2), tur];
+
+    let (status, body) = post(&ingest.url, &ingest.irn_key, &batch).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["type"], "/v1/problems/forbidden-country");
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("TUR"),
+        "{body}"
+    );
+
+    let (status, body) = post(&ingest.url, "relec_not-a-key", &batch[..1]).await;
+    assert_eq!(status, 401, "{body}");
+
+    assert_eq!(
+        records_on(&ingest.kafka, &ingest.config.topics.incidents.name).await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_invalid_events_lands_the_valid_ones_once() {
+    let ingest = start().await;
+    let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+    let mut batch: Vec<Value> = (0..100)
+        .map(|i| serde_json::to_value(irn_event(seed, i)).expect("json"))
+        .collect();
+    batch[7]["facilitators"] = (-2).into();
+    batch[42]["nationalities"] =
+        serde_json::json!([{ "nationality": "ZZZ", "count": 0, "minors": 0 }]);
+    batch[99]["category"] = "PICNIC".into();
+
+    let (status, body) = post(&ingest.url, &ingest.irn_key, &batch).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        (body["accepted"].as_u64(), body["rejected"].as_u64()),
+        (Some(97), Some(3)),
+        "{body}"
+    );
+    let pointers: Vec<&str> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["pointer"].as_str().expect("pointer"))
+        .collect();
+    assert_eq!(
+        pointers,
+        [
+            "/7/facilitators",
+            "/42/nationalities/0/nationality",
+            "/99/category"
+        ],
+        "{body}"
+    );
+    for e in body["errors"].as_array().expect("errors") {
+        assert!(!e["detail"].as_str().unwrap_or("").is_empty(), "{e}");
+    }
+
+    // The same batch again: nothing new lands; the valid events are reported as duplicates.
+    let (status, again) = post(&ingest.url, &ingest.irn_key, &batch).await;
+    assert_eq!(status, 422, "{again}");
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(97)),
+        "{again}"
+    );
+
+    let topic = &ingest.config.topics.incidents.name;
+    assert_eq!(records_on(&ingest.kafka, topic).await, 97);
+    let consumer = ingest
+        .kafka
+        .record_consumer::<IncidentEvent>("test", &unique("group"), &[topic])
+        .expect("consumer");
+    let mut ids = HashSet::new();
+    while ids.len() < 97 {
+        let consumed = tokio::time::timeout(RECEIVE_DEADLINE, consumer.next())
+            .await
+            .expect("in time")
+            .expect("consume");
+        let event = consumed.record.expect("decodes");
+        assert!(
+            ids.insert(event.event_id.clone()),
+            "{} twice",
+            event.event_id
+        );
+    }
+    let invalid: HashSet<String> = [7, 42, 99]
+        .iter()
+        .map(|i| batch[*i]["event_id"].as_str().expect("id").to_owned())
+        .collect();
+    assert!(ids.is_disjoint(&invalid));
+}
