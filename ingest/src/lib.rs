@@ -6,6 +6,7 @@ pub mod auth;
 pub mod dedup;
 mod error;
 pub mod events;
+pub mod file;
 pub mod http;
 pub mod publisher;
 mod stage;

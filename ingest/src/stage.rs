@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Error,
     auth::Agencies,
-    dedup::Dedup,
+    dedup::{self, Dedup},
     events::IngestMetrics,
     http::{IngestApi, Limits, router},
     publisher::{Clock, Publisher},
@@ -26,8 +26,20 @@ pub async fn build(
     clock: Clock,
 ) -> Result<IngestApi, Error> {
     let ingest = &config.ingest;
+    let topic = &config.topics.incidents.name;
     if kafka.is_embedded() {
         kafka.create_topics(&config.topics).await?;
+    } else if !kafka
+        .describe_topics(&[topic])
+        .await?
+        .iter()
+        .all(|t| t.exists)
+    {
+        return Err(relec_plumbing::Error::Topic {
+            topic: topic.clone(),
+            reason: "does not exist; create it with `relec topics create`".into(),
+        }
+        .into());
     }
     let mut producer_config = config.clone();
     producer_config.kafka.producer.delivery_timeout = ingest.publish_timeout;
@@ -37,6 +49,9 @@ pub async fn build(
         .await?;
     let metrics = IngestMetrics::register(&telemetry.registry)?;
     let dedup = Arc::new(Dedup::new(ingest.dedup_window, ingest.dedup_capacity));
+    let remembered =
+        dedup::rebuild(dedup.clone(), kafka, &config.topics.incidents.name, clock()).await?;
+    tracing::info!(remembered, window = ?ingest.dedup_window, "idempotency window rebuilt from the topic");
     let publisher = Publisher::new(
         producer,
         dedup,

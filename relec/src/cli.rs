@@ -33,6 +33,10 @@ pub enum Command {
     /// Create or show the pipeline's Kafka topics.
     #[command(subcommand)]
     Topics(TopicsCommand),
+    /// Run the ingest stage: the HTTP API agencies publish through.
+    Ingest(IngestArgs),
+    /// Publish a CSV or JSON Lines file of incident events, as an agency.
+    Publish(PublishArgs),
     /// Measure parts of relec on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -73,4 +77,35 @@ pub enum BenchCommand {
         #[arg(long)]
         registry: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(subcommand)]
+    pub command: Option<IngestCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IngestCommand {
+    /// Make a new API key for an agency and print the config entry that holds its hash.
+    Keygen {
+        /// Agency id, as it will appear in reporting_agency.
+        #[arg(long)]
+        agency: String,
+        /// ISO 3166-1 alpha-3 codes it may report for.
+        #[arg(long = "country", required = true)]
+        countries: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The file: .csv, or .jsonl / .ndjson / .json (one event per line).
+    pub file: PathBuf,
+    /// The agency's API key; the same country binding applies as over HTTP.
+    #[arg(long, env = "RELEC_AGENCY_KEY", hide_env_values = true)]
+    pub key: String,
+    /// Events per request to the brokers.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
 }

@@ -2,11 +2,20 @@
 
 mod bench;
 mod config;
+mod ingest;
+mod publish;
 mod topics;
 
 use std::process::ExitCode;
 
-use relec_plumbing::{Config, telemetry};
+use std::time::Duration;
+
+use relec_plumbing::{
+    Config, shutdown,
+    telemetry::{self, Telemetry},
+};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Command, Global};
 
@@ -18,6 +27,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load(&cli.global)?;
             telemetry::init_logs(&config.telemetry)?;
             topics::run(command, &config).await
+        }
+        Command::Ingest(args) => {
+            let config = load(&cli.global)?;
+            ingest::run(args.command, config).await
+        }
+        Command::Publish(args) => {
+            let config = load(&cli.global)?;
+            telemetry::init_logs(&config.telemetry)?;
+            publish::run(args, &config).await
         }
         Command::Bench(command) => {
             let config = load(&cli.global)?;
@@ -36,4 +54,42 @@ fn load(global: &Global) -> anyhow::Result<Config> {
         config.kafka.brokers = brokers.clone();
     }
     Ok(config)
+}
+
+/// What every long-running stage shares: logs, the telemetry listener, and the root
+/// shutdown token that SIGINT and SIGTERM cancel.
+pub struct Stage {
+    pub telemetry: Telemetry,
+    pub shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+    drain_deadline: Duration,
+}
+
+impl Stage {
+    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        telemetry::init_logs(&config.telemetry)?;
+        let telemetry = Telemetry::new();
+        let shutdown = shutdown::on_signals();
+        let listener = telemetry::bind(&config.telemetry).await?;
+        tracing::info!(listen = %config.telemetry.listen, "serving /metrics, /healthz, /readyz");
+        let mut tasks = JoinSet::new();
+        let (t, s) = (telemetry.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(e) = telemetry::serve(listener, t, s).await {
+                tracing::error!(error = %e, "telemetry listener failed");
+            }
+        });
+        Ok(Self {
+            telemetry,
+            shutdown,
+            tasks,
+            drain_deadline: config.shutdown.drain_deadline,
+        })
+    }
+
+    /// Stops the telemetry listener and waits for it, at most the drain deadline.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        shutdown::drain(self.tasks, self.drain_deadline).await;
+    }
 }
