@@ -9,6 +9,7 @@ pub mod events;
 pub mod file;
 pub mod http;
 pub mod publisher;
+pub mod restore;
 mod stage;
 pub mod validate;
 

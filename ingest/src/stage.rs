@@ -11,10 +11,11 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Error,
     auth::Agencies,
-    dedup::{self, Dedup},
+    dedup::Dedup,
     events::IngestMetrics,
     http::{IngestApi, Limits, router},
     publisher::{Clock, Publisher},
+    restore,
 };
 
 /// Builds the publisher and the API for `config`. The producer gives up on a record after
@@ -50,7 +51,7 @@ pub async fn build(
     let metrics = IngestMetrics::register(&telemetry.registry)?;
     let dedup = Arc::new(Dedup::new(ingest.dedup_window, ingest.dedup_capacity));
     let remembered =
-        dedup::rebuild(dedup.clone(), kafka, &config.topics.incidents.name, clock()).await?;
+        restore::rebuild(dedup.clone(), kafka, &config.topics.incidents.name, clock()).await?;
     tracing::info!(remembered, window = ?ingest.dedup_window, "idempotency window rebuilt from the topic");
     let publisher = Publisher::new(
         producer,
