@@ -10,6 +10,7 @@ pub mod file;
 pub mod http;
 pub mod publisher;
 pub mod restore;
+pub mod screen;
 mod stage;
 pub mod validate;
 

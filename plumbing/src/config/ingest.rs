@@ -31,6 +31,9 @@ pub struct IngestConfig {
     pub dedup_window: Duration,
     /// At most this many event ids are remembered (oldest forgotten first).
     pub dedup_capacity: usize,
+    /// Check records that native Kafka publishers write straight to the incidents topic,
+    /// copying bad ones to the rejected topic.
+    pub screen: bool,
     /// The agencies allowed to publish.
     pub agencies: Vec<AgencyConfig>,
 }
@@ -46,6 +49,7 @@ impl Default for IngestConfig {
             retry_after: Duration::from_secs(5),
             dedup_window: Duration::from_secs(7 * 86_400),
             dedup_capacity: 2_000_000,
+            screen: true,
             agencies: Vec::new(),
         }
     }

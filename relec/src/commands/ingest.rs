@@ -3,7 +3,11 @@
 
 use std::process::ExitCode;
 
-use relec_ingest::{auth::generate_key, publisher::system_clock};
+use relec_ingest::{
+    auth::generate_key,
+    publisher::system_clock,
+    screen::{self, ScreenMetrics},
+};
 use relec_plumbing::{Config, kafka::Kafka};
 
 use super::Stage;
@@ -24,10 +28,30 @@ pub async fn run(command: Option<IngestCommand>, config: Config) -> anyhow::Resu
     let ready = stage.telemetry.health.component("ingest");
     let kafka = Kafka::connect(&config)?;
     let api = relec_ingest::build(&config, &kafka, &stage.telemetry, system_clock()).await?;
+    let screen = config.ingest.screen.then(|| {
+        let (kafka, config, shutdown) = (kafka.clone(), config.clone(), stage.shutdown.clone());
+        let metrics = ScreenMetrics::register(&stage.telemetry.registry);
+        tokio::spawn(async move {
+            let result = match metrics {
+                Ok(metrics) => {
+                    screen::run(&kafka, &config, metrics, system_clock(), shutdown.clone()).await
+                }
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "screen of native records stopped; shutting down");
+                shutdown.cancel();
+            }
+        })
+    });
     let listener = tokio::net::TcpListener::bind(config.ingest.listen).await?;
     tracing::info!(listen = %config.ingest.listen, brokers = kafka.bootstrap_servers(), "ingest API ready");
     ready.set(true);
     let served = relec_ingest::serve(listener, api, stage.shutdown.clone()).await;
+    stage.shutdown.cancel();
+    if let Some(screen) = screen {
+        let _ = screen.await;
+    }
     stage.stop().await;
     served?;
     Ok(ExitCode::SUCCESS)
