@@ -3,6 +3,7 @@
 # Usage: tests/bed/kafka.sh start|stop|status
 #   start  fetch the jars (cached in ~/.m2), format a fresh data dir, start the broker, wait until it serves,
 #          print KAFKA_BROKERS=127.0.0.1:PORT on stdout. No-op (still prints) if already running.
+#   resume start again on the existing data (after stop), for tests of broker outages.
 #   stop   SIGTERM, bounded wait, SIGKILL. No-op if not running.
 #   status print whether it runs; exit 0 if it does.
 # Env: RELEC_BED_DIR (default /tmp/relec-bed), RELEC_KAFKA_PORT (19092), RELEC_KAFKA_CONTROLLER_PORT (19093),
@@ -140,7 +141,9 @@ print_addr() {
     echo "KAFKA_BROKERS=$HOST:$PORT"
 }
 
+# $1 = keep: resume on the existing data dir (a broker restart) instead of a fresh one.
 do_start() {
+    local keep="${1:-0}"
     mkdir -p "$STATE"
     if pid_running "$PIDFILE" "$MARKER"; then
         bed_log "kafka: already running (pid $(<"$PIDFILE"))"
@@ -154,18 +157,25 @@ do_start() {
     command -v "$JAVA" >/dev/null || bed_die "java not found (set JAVA_HOME or put java on PATH)"
     local t0=$SECONDS
     fetch_jars
-    # Fresh broker every start.
-    rm -rf "$DATA" "$LOGS"
-    mkdir -p "$DATA" "$LOGS"
-    write_configs
-    write_tools_log_config
-    local cluster_id
-    cluster_id="$(kafka_tool kafka.tools.StorageTool random-uuid)"
-    bed_log "kafka: formatting $DATA (cluster id $cluster_id)"
-    kafka_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" >"$LOGS/format.log" 2>&1 || {
-        show_log_tail "$LOGS/format.log"
-        bed_die "kafka: storage format failed"
-    }
+    if [[ "$keep" == 1 && -f "$DATA/meta.properties" ]]; then
+        # Restart on the same data; the old log must not satisfy the readiness check below.
+        mkdir -p "$LOGS"
+        [[ -f "$LOGS/server.log" ]] && mv "$LOGS/server.log" "$LOGS/server.log.$(date +%s)"
+        bed_log "kafka: resuming on the existing data in $DATA"
+    else
+        # Fresh broker every start.
+        rm -rf "$DATA" "$LOGS"
+        mkdir -p "$DATA" "$LOGS"
+        write_configs
+        write_tools_log_config
+        local cluster_id
+        cluster_id="$(kafka_tool kafka.tools.StorageTool random-uuid)"
+        bed_log "kafka: formatting $DATA (cluster id $cluster_id)"
+        kafka_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" >"$LOGS/format.log" 2>&1 || {
+            show_log_tail "$LOGS/format.log"
+            bed_die "kafka: storage format failed"
+        }
+    fi
     bed_log "kafka: starting Kafka $KAFKA_VERSION on $HOST:$PORT (controller $HOST:$CONTROLLER_PORT)"
     start_daemon "$PIDFILE" "$LOGS/kafka.out" \
         "$JAVA" "-Xms128m" "-Xmx$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
@@ -199,9 +209,10 @@ do_stop() {
 }
 
 case "${1:-}" in
-    start) do_start ;;
+    start) do_start 0 ;;
+    resume) do_start 1 ;; # restart a stopped broker on its data: for tests of broker outages
     stop) do_stop ;;
     status) status_daemon kafka "$PIDFILE" "$MARKER" "$HOST" "$PORT" ;;
     tool) shift; kafka_tool "$@" ;; # e.g. kafka.sh tool org.apache.kafka.tools.TopicCommand --bootstrap-server ... --list
-    *) echo "usage: $0 start|stop|status|tool CLASS [ARGS...]" >&2; exit 2 ;;
+    *) echo "usage: $0 start|resume|stop|status|tool CLASS [ARGS...]" >&2; exit 2 ;;
 esac
