@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use relec_ingest::{auth::generate_key, publisher::system_clock};
 use relec_plumbing::{Config, config::AgencyConfig, kafka::Kafka, telemetry::Telemetry};
-use relec_schemas::{IncidentEvent, WireFormat, sample};
-use relec_tests::{RECEIVE_DEADLINE, broker, config, records_on, unique};
+use relec_schemas::{IncidentEvent, Record, WireFormat, sample};
+use relec_tests::{RECEIVE_DEADLINE, assert_matches_openapi, broker, config, records_on, unique};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -61,16 +61,31 @@ fn irn_event(seed: u64, i: u64) -> IncidentEvent {
     e
 }
 
+/// Posts and checks the answer against the OpenAPI document.
 async fn post(url: &str, key: &str, body: &(impl serde::Serialize + ?Sized)) -> (u16, Value) {
+    let bytes = serde_json::to_vec(body).expect("json");
+    send(url, key, "application/json", bytes).await
+}
+
+async fn send(url: &str, key: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(url)
         .bearer_auth(key)
-        .json(body)
+        .header("content-type", content_type)
+        .body(body)
         .send()
         .await
         .expect("request");
     let status = response.status().as_u16();
-    (status, response.json().await.expect("json body"))
+    let media = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body: Value = response.json().await.expect("json body");
+    assert_matches_openapi("post", "/v1/events", status, &media, &body);
+    (status, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,4 +183,126 @@ async fn a_batch_with_invalid_events_lands_the_valid_ones_once() {
         .map(|i| batch[*i]["event_id"].as_str().expect("id").to_owned())
         .collect();
     assert!(ids.is_disjoint(&invalid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_api_matches_its_openapi_document() {
+    let ingest = start().await;
+    let url = &ingest.url;
+    let key = &ingest.irn_key;
+    let event = serde_json::to_vec(&irn_event(9, 1)).expect("json");
+
+    // 200, one event and a batch; 200 again as duplicates.
+    assert_eq!(
+        send(url, key, "application/json", event.clone()).await.0,
+        200
+    );
+    assert_eq!(
+        post(url, key, &[irn_event(9, 2), irn_event(9, 3)]).await.0,
+        200
+    );
+    assert_eq!(post(url, key, &[irn_event(9, 2)]).await.0, 200);
+    // JSON Lines and Avro single-object bodies.
+    let lines = format!(
+        "{}\n{}\n",
+        serde_json::to_string(&irn_event(9, 4)).expect("json"),
+        serde_json::to_string(&irn_event(9, 5)).expect("json")
+    );
+    assert_eq!(
+        send(url, key, "application/x-ndjson", lines.into_bytes())
+            .await
+            .0,
+        200
+    );
+    let avro = relec_schemas::Encoder::<IncidentEvent>::single_object()
+        .encode(&irn_event(9, 6))
+        .expect("avro");
+    assert_eq!(
+        send(url, key, "application/vnd.apache.avro+binary", avro)
+            .await
+            .0,
+        200
+    );
+    // 400, 401, 415, 413, 422.
+    assert_eq!(
+        send(url, key, "application/json", b"{not json".to_vec())
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        send(url, "wrong", "application/json", event.clone())
+            .await
+            .0,
+        401
+    );
+    assert_eq!(send(url, key, "text/plain", event.clone()).await.0, 415);
+    assert_eq!(
+        send(url, key, "application/json", vec![b' '; 9 * 1024 * 1024])
+            .await
+            .0,
+        413
+    );
+    assert_eq!(
+        send(
+            url,
+            key,
+            "application/vnd.apache.avro+binary",
+            b"garbage".to_vec()
+        )
+        .await
+        .0,
+        422
+    );
+    // 403.
+    let mut tur = irn_event(9, 7);
+    tur.reporting_country = "TUR".into();
+    assert_eq!(post(url, key, &[tur]).await.0, 403);
+
+    let doc: Value = reqwest::get(url.replace("/v1/events", "/v1/openapi.json"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    // The document's event schema is the Avro record, field for field.
+    let avsc: Value =
+        serde_json::from_str(IncidentEvent::schema_set().current().json).expect("avsc");
+    let mut avro_fields: Vec<&str> = avsc["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    let mut doc_fields: Vec<&str> = doc["components"]["schemas"]["IncidentEvent"]["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    avro_fields.sort_unstable();
+    doc_fields.sort_unstable();
+    assert_eq!(avro_fields, doc_fields);
+}
+
+#[test]
+fn the_openapi_check_is_not_vacuous() {
+    let wrong =
+        serde_json::json!({ "accepted": "many", "duplicates": 0, "rejected": 0, "results": [] });
+    let check = |status, body: &Value| {
+        std::panic::catch_unwind(|| {
+            assert_matches_openapi("post", "/v1/events", status, "application/json", body)
+        })
+    };
+    assert!(
+        check(200, &wrong).is_err(),
+        "a wrongly typed field must fail"
+    );
+    assert!(
+        check(418, &wrong).is_err(),
+        "an undocumented status must fail"
+    );
+    let right = serde_json::json!({ "accepted": 1, "duplicates": 0, "rejected": 0, "results": [] });
+    assert!(check(200, &right).is_ok());
 }

@@ -13,7 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 fn bed(action: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bed/kafka.sh");
-    let status = Command::new("bash").args([script, action]).status().expect("kafka.sh");
+    let status = Command::new("bash")
+        .args([script, action])
+        .status()
+        .expect("kafka.sh");
     assert!(status.success(), "kafka.sh {action} failed");
 }
 
@@ -43,17 +46,27 @@ async fn a_broker_outage_gives_503_and_loses_nothing() {
     config.ingest.publish_timeout = Duration::from_secs(3);
     config.ingest.retry_after = Duration::from_secs(2);
     let (key, hash) = generate_key();
-    config.ingest.agencies =
-        vec![AgencyConfig { id: "IRQ-BORDER".into(), countries: vec!["IRQ".into()], key_sha256: hash }];
+    config.ingest.agencies = vec![AgencyConfig {
+        id: "IRQ-BORDER".into(),
+        countries: vec!["IRQ".into()],
+        key_sha256: hash,
+    }];
     let kafka = Kafka::connect(&config).expect("connect");
     kafka.create_topics(&config.topics).await.expect("topics");
-    let api = relec_ingest::build(&config, &kafka, &Telemetry::new(), system_clock()).await.expect("build");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let api = relec_ingest::build(&config, &kafka, &Telemetry::new(), system_clock())
+        .await
+        .expect("build");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}/v1/events", listener.local_addr().expect("addr"));
     let stop = CancellationToken::new();
     tokio::spawn(relec_ingest::serve(listener, api, stop.clone()));
     let _stop = stop.drop_guard();
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
     let post = |batch: &[IncidentEvent]| client.post(&url).bearer_auth(&key).json(batch).send();
 
     let seed = uuid::Uuid::new_v4().as_u64_pair().0;
@@ -65,8 +78,21 @@ async fn a_broker_outage_gives_503_and_loses_nothing() {
     let during = events(seed, 50..100);
     let response = post(&during).await.expect("post");
     assert_eq!(response.status(), 503);
-    assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("2"));
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("2")
+    );
+    let media = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let problem: serde_json::Value = response.json().await.expect("problem");
+    relec_tests::assert_matches_openapi("post", "/v1/events", 503, &media, &problem);
     assert_eq!(problem["type"], "/v1/problems/unavailable");
 
     bed("resume");
@@ -78,20 +104,34 @@ async fn a_broker_outage_gives_503_and_loses_nothing() {
             break;
         }
         assert_eq!(response.status(), 503, "only 503 while Kafka recovers");
-        assert!(tokio::time::Instant::now() < deadline, "publishing did not resume");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "publishing did not resume"
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 
     let topic = &config.topics.incidents.name;
-    let consumer = kafka.record_consumer::<IncidentEvent>("test", &unique("group"), &[topic]).expect("consumer");
+    let consumer = kafka
+        .record_consumer::<IncidentEvent>("test", &unique("group"), &[topic])
+        .expect("consumer");
     let mut seen: HashMap<String, usize> = HashMap::new();
     let expected = before.len() + during.len();
     while seen.values().sum::<usize>() < expected {
-        let consumed = tokio::time::timeout(RECEIVE_DEADLINE, consumer.next()).await.expect("in time").expect("consume");
-        *seen.entry(consumed.record.expect("decodes").event_id).or_default() += 1;
+        let consumed = tokio::time::timeout(RECEIVE_DEADLINE, consumer.next())
+            .await
+            .expect("in time")
+            .expect("consume");
+        *seen
+            .entry(consumed.record.expect("decodes").event_id)
+            .or_default() += 1;
     }
     for e in before.iter().chain(&during) {
         assert_eq!(seen.get(&e.event_id), Some(&1), "{} once", e.event_id);
     }
-    assert_eq!(records_on(&kafka, topic).await, expected as i64, "nothing written twice");
+    assert_eq!(
+        records_on(&kafka, topic).await,
+        expected as i64,
+        "nothing written twice"
+    );
 }

@@ -64,7 +64,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let topics = &config.topics;
-    let consumer = kafka.record_consumer::<IncidentEvent>("ingest-screen", SCREEN_GROUP, &[&topics.incidents.name])?;
+    let consumer = kafka.record_consumer::<IncidentEvent>(
+        "ingest-screen",
+        SCREEN_GROUP,
+        &[&topics.incidents.name],
+    )?;
     let producer = kafka.producer("ingest-screen")?;
     let skew = config.ingest.clock_skew;
     loop {
@@ -77,13 +81,23 @@ pub async fn run(
             Ok(event) => {
                 let errors = validate(event, clock(), skew);
                 (!errors.is_empty()).then(|| {
-                    let detail: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.pointer, e.reason)).collect();
+                    let detail: Vec<String> = errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.pointer, e.reason))
+                        .collect();
                     ("invalid", detail.join("; "))
                 })
             }
         };
         if let Some((reason, detail)) = verdict {
-            forward(&producer, &topics.incidents_rejected.name, &consumed, reason, &detail).await?;
+            forward(
+                &producer,
+                &topics.incidents_rejected.name,
+                &consumed,
+                reason,
+                &detail,
+            )
+            .await?;
             tracing::warn!(
                 reason,
                 detail = %detail,
@@ -107,12 +121,26 @@ async fn forward(
     reason: &str,
     detail: &str,
 ) -> Result<(), Error> {
-    let source = format!("{}/{}/{}", consumed.topic, consumed.partition, consumed.offset);
+    let source = format!(
+        "{}/{}/{}",
+        consumed.topic, consumed.partition, consumed.offset
+    );
     let headers = OwnedHeaders::new()
-        .insert(Header { key: REASON_HEADER, value: Some(reason) })
-        .insert(Header { key: DETAIL_HEADER, value: Some(detail) })
-        .insert(Header { key: SOURCE_HEADER, value: Some(&source) });
-    let mut record = FutureRecord::to(topic).payload(&consumed.payload).headers(headers);
+        .insert(Header {
+            key: REASON_HEADER,
+            value: Some(reason),
+        })
+        .insert(Header {
+            key: DETAIL_HEADER,
+            value: Some(detail),
+        })
+        .insert(Header {
+            key: SOURCE_HEADER,
+            value: Some(&source),
+        });
+    let mut record = FutureRecord::to(topic)
+        .payload(&consumed.payload)
+        .headers(headers);
     if let Some(key) = &consumed.key {
         record = record.key(key);
     }

@@ -79,3 +79,42 @@ pub async fn records_on(kafka: &relec_plumbing::kafka::Kafka, topic: &str) -> i6
     .await
     .expect("join")
 }
+
+/// Asserts that an answer of the live ingest API is what its OpenAPI document promises for
+/// `method path`: a documented status, a documented content type, a body valid against the
+/// documented schema.
+pub fn assert_matches_openapi(
+    method: &str,
+    path: &str,
+    status: u16,
+    content_type: &str,
+    body: &serde_json::Value,
+) {
+    let doc: serde_json::Value =
+        serde_json::from_str(relec_ingest::http::OPENAPI).expect("OpenAPI is JSON");
+    let response = &doc["paths"][path][method]["responses"][status.to_string()];
+    assert!(
+        response.is_object(),
+        "{method} {path} answered {status}, which the OpenAPI document does not list"
+    );
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let schema = &response["content"][media]["schema"];
+    assert!(
+        schema.is_object(),
+        "{method} {path} {status} answered {media}, which the document does not list"
+    );
+    // The document is the root, so the schema's `#/components/...` references resolve.
+    let mut root = doc.clone();
+    for (k, v) in schema.as_object().expect("schema object") {
+        root[k] = v.clone();
+    }
+    let validator = jsonschema::validator_for(&root).expect("the document's schemas compile");
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status} body does not match the document: {errors:?}\n{body}"
+    );
+}
