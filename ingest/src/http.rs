@@ -266,26 +266,42 @@ fn parse(
         )
     };
     match kind {
-        Kind::Json => match serde_json::from_slice::<Value>(bytes)
-            .map_err(|e| malformed(e.to_string()))?
-        {
-            Value::Array(values) => Ok((values.into_iter().map(item_from_json).collect(), true)),
-            value @ Value::Object(_) => Ok((vec![item_from_json(value)], false)),
-            _ => Err(malformed(
-                "expected an event object or an array of them".into(),
-            )),
-        },
+        Kind::Json => {
+            // Fast path: well-formed events deserialise straight into records; only a body
+            // with a bad event goes through `Value`, to find each offending field.
+            let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+            let fast = if batch {
+                serde_json::from_slice::<Vec<IncidentEvent>>(bytes).ok()
+            } else {
+                serde_json::from_slice::<IncidentEvent>(bytes)
+                    .ok()
+                    .map(|e| vec![e])
+            };
+            if let Some(events) = fast {
+                return Ok((
+                    events
+                        .into_iter()
+                        .map(|e| Item::Event(Box::new(e)))
+                        .collect(),
+                    batch,
+                ));
+            }
+            parse_json_slowly(bytes).map_err(malformed)
+        }
         Kind::JsonLines => {
             let text =
                 std::str::from_utf8(bytes).map_err(|e| malformed(format!("not UTF-8: {e}")))?;
             let items = text
                 .lines()
                 .filter(|l| !l.trim().is_empty())
-                .map(|line| match serde_json::from_str::<Value>(line) {
-                    Ok(value) => item_from_json(value),
-                    Err(e) => Item::Invalid {
-                        event_id: None,
-                        errors: vec![FieldError::new("", e.to_string())],
+                .map(|line| match serde_json::from_str::<IncidentEvent>(line) {
+                    Ok(event) => Item::Event(Box::new(event)),
+                    Err(_) => match serde_json::from_str::<Value>(line) {
+                        Ok(value) => item_from_json(value),
+                        Err(e) => Item::Invalid {
+                            event_id: None,
+                            errors: vec![FieldError::new("", e.to_string())],
+                        },
                     },
                 })
                 .collect();
@@ -301,6 +317,15 @@ fn parse(
             };
             Ok((vec![item], false))
         }
+    }
+}
+
+/// A JSON body with at least one bad event: every event on its own, so each gets its errors.
+fn parse_json_slowly(bytes: &[u8]) -> Result<(Vec<Item>, bool), String> {
+    match serde_json::from_slice::<Value>(bytes).map_err(|e| e.to_string())? {
+        Value::Array(values) => Ok((values.into_iter().map(item_from_json).collect(), true)),
+        value @ Value::Object(_) => Ok((vec![item_from_json(value)], false)),
+        _ => Err("expected an event object or an array of them".into()),
     }
 }
 

@@ -16,3 +16,4 @@ pub mod validate;
 
 pub use error::Error;
 pub use stage::{build, serve};
+pub mod simulate;

@@ -77,6 +77,19 @@ pub enum BenchCommand {
         #[arg(long)]
         registry: Option<String>,
     },
+    /// HTTP ingest rate against the bare producer rate of the same events, side by side on
+    /// the configured cluster (use --brokers for a real one).
+    Ingest {
+        /// Events per measurement.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Events per request (and per producer batch).
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Requests (and producer batches) in flight at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -16,11 +16,20 @@ use crate::cli::BenchCommand;
 const BENCH_SUBJECT: &str = "relec.bench-value";
 
 pub async fn run(command: BenchCommand, config: &Config) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Codec {
-        records,
-        seconds,
-        registry,
-    } = command;
+    let (records, seconds, registry) = match command {
+        BenchCommand::Codec {
+            records,
+            seconds,
+            registry,
+        } => (records, seconds, registry),
+        BenchCommand::Ingest {
+            events,
+            batch,
+            concurrency,
+        } => {
+            return super::bench_ingest::run(config, events, batch, concurrency).await;
+        }
+    };
     let events: Vec<IncidentEvent> = (0..records.max(1))
         .map(|i| sample::incident(42, i))
         .collect();

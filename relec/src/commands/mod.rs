@@ -1,6 +1,7 @@
 //! Runs the chosen command with the loaded config.
 
 mod bench;
+mod bench_ingest;
 mod config;
 mod ingest;
 mod publish;
