@@ -37,6 +37,9 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Publish a CSV or JSON Lines file of incident events, as an agency.
     Publish(PublishArgs),
+    /// Generate a realistic RELEC incident stream (seeded, deterministic) to a file, the
+    /// ingest API, or Kafka.
+    Simulate(SimulateArgs),
     /// Measure parts of relec on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -119,6 +122,47 @@ pub struct PublishArgs {
     #[arg(long, env = "RELEC_AGENCY_KEY", hide_env_values = true)]
     pub key: String,
     /// Events per request to the brokers.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Start from the demo scenario (120 days from 2025-09-01 with one of each scenario).
+    #[arg(long)]
+    pub demo: bool,
+    /// The same seed and settings give the same events, ids included.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+    /// First day (UTC), YYYY-MM-DD; default 2025-09-01.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Days to simulate.
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// Multiplies every route's volume (1.0 is about 800 incidents a day).
+    #[arg(long)]
+    pub scale: Option<f64>,
+    /// A scenario to inject, e.g. spike:AFG-IRN-NIMROZ@day=60,days=7,factor=4 (repeatable;
+    /// the README lists every kind).
+    #[arg(long = "scenario")]
+    pub scenarios: Vec<String>,
+    /// Write to this file: .jsonl or .csv; "-" is JSON Lines on standard output.
+    #[arg(long, conflicts_with_all = ["url", "kafka"])]
+    pub out: Option<PathBuf>,
+    /// POST to this ingest API (e.g. http://127.0.0.1:8080/v1/events) with --key.
+    #[arg(long, requires = "key", conflicts_with = "kafka")]
+    pub url: Option<String>,
+    /// The agency key for --url; it must be bound to every simulated country.
+    #[arg(long, env = "RELEC_AGENCY_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// Produce straight to the incidents topic of the configured cluster.
+    #[arg(long)]
+    pub kafka: bool,
+    /// Events per second at most; unlimited if unset.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Events per request or producer batch.
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
 }

@@ -123,3 +123,71 @@ fn relec_ingest_key() -> (String, String) {
         .to_owned();
     (key, hash)
 }
+
+/// The simulator's stream passes ingest's validation whole: what the demo, the rule
+/// fixtures and the benchmarks feed the pipeline is what an agency could publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_stream_publishes_without_a_rejection() {
+    let base = config(&broker(), WireFormat::SingleObject);
+    let kafka = Kafka::connect(&base).expect("connect");
+    kafka.create_topics(&base.topics).await.expect("topics");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, hash) = relec_ingest_key();
+    let config_file = dir.path().join("relec.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "[kafka]\nbrokers = {:?}\n[topics.incidents]\nname = {:?}\n\
+             [[ingest.agencies]]\nid = \"ALL\"\ncountries = [\"AFG\", \"BGD\", \"IRN\", \"IRQ\", \"PAK\", \"TUR\"]\n\
+             key_sha256 = {hash:?}\n",
+            base.kafka.brokers, base.topics.incidents.name,
+        ),
+    )
+    .expect("config");
+    let file = dir.path().join("simulated.csv");
+    let relec = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_relec"))
+            .args(["--config", config_file.to_str().expect("utf-8")])
+            .args(args)
+            .env("RELEC_AGENCY_KEY", &key)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run relec")
+    };
+    let out = relec(&[
+        "simulate",
+        "--days",
+        "10",
+        "--scenario",
+        "casualty:IRN-TUR-VAN@day=3,dead=12,missing=5",
+        "--out",
+        file.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = relec(&["publish", file.to_str().expect("utf-8")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let published: i64 = stdout
+        .split(": ")
+        .nth(2)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(published > 5_000, "{stdout}");
+    assert!(
+        stdout.ends_with("0 already published, 0 rejected\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        records_on(&kafka, &base.topics.incidents.name).await,
+        published
+    );
+}

@@ -5,6 +5,7 @@ mod bench_ingest;
 mod config;
 mod ingest;
 mod publish;
+mod simulate;
 mod topics;
 
 use std::process::ExitCode;
@@ -37,6 +38,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load(&cli.global)?;
             telemetry::init_logs(&config.telemetry)?;
             publish::run(args, &config).await
+        }
+        Command::Simulate(args) => {
+            let config = load(&cli.global)?;
+            telemetry::init_logs(&config.telemetry)?;
+            simulate::run(args, &config).await
         }
         Command::Bench(command) => {
             let config = load(&cli.global)?;
