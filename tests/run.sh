@@ -34,10 +34,12 @@ log="$(mktemp)"
 status=0
 cargo test --workspace --locked --no-fail-fast -- "$@" 2>&1 | tee "$log" || status=$?
 
-# The codec benchmark must keep working; a short debug run checks it (the figures that
-# matter come from `cargo run --release -- bench codec`).
+# The benchmarks must keep working; short debug runs check them (the figures that matter
+# come from release builds, see the README).
 cargo run --quiet --locked -p relec -- bench codec --records 200 --seconds 0.05 \
     --registry "$RELEC_TEST_REGISTRY" >/dev/null
+RUST_LOG=warn cargo run --quiet --locked -p relec -- --brokers "$RELEC_TEST_BROKERS" \
+    bench ingest --events 2000 >/dev/null
 
 # One closing line over every test binary (cargo prints one per binary, the last of which
 # is often an empty doc-test run).

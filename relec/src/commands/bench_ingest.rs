@@ -8,6 +8,7 @@ use std::{
 };
 
 use futures::{StreamExt, stream};
+use relec_ingest::simulate::{SimConfig, Simulation};
 use relec_ingest::{auth::generate_key, publisher::system_clock};
 use relec_plumbing::{
     Config,
@@ -15,7 +16,7 @@ use relec_plumbing::{
     kafka::{Kafka, RecordProducer},
     telemetry::Telemetry,
 };
-use relec_schemas::{IncidentEvent, sample};
+use relec_schemas::IncidentEvent;
 use tokio_util::sync::CancellationToken;
 
 /// Rounds of each path, alternating, so both see the same machine; medians are reported.
@@ -39,6 +40,23 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+    // The simulator's realistic stream, long enough for every round of both paths.
+    let needed = events as usize * 2 * ROUNDS;
+    let stream: Vec<IncidentEvent> = Simulation::new(SimConfig {
+        seed,
+        start_ms: 1_735_689_600_000, // 2025-01-01
+        days: 360,
+        scale: (needed as f64 / 250_000.0).max(1.0),
+        scenarios: Vec::new(),
+    })
+    .events()
+    .take(needed)
+    .collect();
+    anyhow::ensure!(
+        stream.len() == needed,
+        "the simulator gave {} of {needed} events",
+        stream.len()
+    );
     let (batch, concurrency) = (batch.max(1), concurrency.max(1));
 
     let mut bare_config = config.clone();
@@ -93,14 +111,12 @@ pub async fn run(
 
     let (mut bare, mut ingest, mut latencies) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS as u64 {
-        let make = |path: u64| -> Vec<IncidentEvent> {
-            let first = (round * 2 + path) * events;
-            (first..first + events)
-                .map(|i| sample::incident(seed, i))
-                .collect()
+        let slice = |path: u64| {
+            let first = ((round * 2 + path) * events) as usize;
+            &stream[first..first + events as usize]
         };
-        bare.push(paths.bare(&make(0)).await?);
-        let (secs, mut lat) = paths.ingest(&make(1)).await?;
+        bare.push(paths.bare(slice(0)).await?);
+        let (secs, mut lat) = paths.ingest(slice(1)).await?;
         ingest.push(secs);
         latencies.append(&mut lat);
     }
