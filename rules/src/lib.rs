@@ -1,3 +1,12 @@
-//! Rules stage: consumes `relec.incidents`, keeps event-time windowed state, runs the
-//! analysts' rhai rules and detectors, and writes alert transitions to `relec.alerts`.
-//! The stage itself arrives with issue #4.
+//! Rules stage: consumes `relec.incidents`, keeps event-time windowed state per group key,
+//! runs the analysts' rhai rules over it, and writes alert transitions to `relec.alerts`.
+//!
+//! Evaluation is in event time and does not depend on arrival order: a group key is
+//! evaluated for day D once the stage has seen reports past the end of D plus the allowed
+//! lateness, over the events *reported* by the end of D ("what was known that day"), so
+//! the same events give the same alerts however they were interleaved.
+
+pub mod dims;
+pub mod group;
+pub mod state;
+pub mod time;

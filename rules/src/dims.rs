@@ -1,0 +1,52 @@
+//! Dimensions rules group by, and how to read each from an incident event.
+
+use relec_schemas::IncidentEvent;
+
+/// Dimensions a rule may group by or break a group down by.
+pub const DIMENSIONS: [&str; 7] = [
+    "route",
+    "border_section",
+    "crossing_point",
+    "nationality",
+    "category",
+    "reporting_country",
+    "reporting_agency",
+];
+
+/// The event's value of a single-valued dimension; `None` if the event has none (an
+/// unset crossing point) or the dimension is multi-valued (nationality).
+pub fn value(event: &IncidentEvent, dim: &str) -> Option<String> {
+    match dim {
+        "route" => Some(event.route.clone()),
+        "border_section" => event.border_section.clone(),
+        "crossing_point" => event.crossing_point.clone(),
+        "category" => serde_json::to_value(event.category).ok()?.as_str().map(str::to_owned),
+        "reporting_country" => Some(event.reporting_country.clone()),
+        "reporting_agency" => Some(event.reporting_agency.clone()),
+        _ => None,
+    }
+}
+
+/// Every group key `event` belongs to under `group_by`: one for single-valued dimensions,
+/// one per nationality when grouping by nationality, none if a dimension is unset.
+pub fn keys(event: &IncidentEvent, group_by: &[String]) -> Vec<Vec<(String, String)>> {
+    let mut keys: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for dim in group_by {
+        let values: Vec<String> = if dim == "nationality" {
+            event.nationalities.iter().map(|n| n.nationality.clone()).collect()
+        } else {
+            value(event, dim).into_iter().collect()
+        };
+        keys = keys
+            .into_iter()
+            .flat_map(|k| {
+                values.iter().map(move |v| {
+                    let mut k = k.clone();
+                    k.push((dim.clone(), v.clone()));
+                    k
+                })
+            })
+            .collect();
+    }
+    keys
+}

@@ -1,0 +1,262 @@
+//! Windowed state of one group key (a route, an agency, a country...): daily buckets of
+//! counts by event day, optional breakdowns by a sub-dimension (nationality on a route,
+//! say), and first/last-seen times, kept for a horizon. Buckets only ever add, so the
+//! order events arrive in does not change what they hold.
+
+use std::collections::BTreeMap;
+
+use relec_schemas::IncidentEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::time::{Day, day_of};
+
+/// The numeric fields a rule can count or sum.
+pub const FIELDS: [&str; 7] = ["events", "persons", "facilitators", "victims", "dead", "missing", "minors"];
+
+/// Sums of one day (or of one sub-key on one day).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub events: i64,
+    pub persons: i64,
+    pub facilitators: i64,
+    pub victims: i64,
+    pub dead: i64,
+    pub missing: i64,
+    pub minors: i64,
+}
+
+impl Counters {
+    pub fn of(event: &IncidentEvent) -> Self {
+        Self {
+            events: 1,
+            persons: event.persons.into(),
+            facilitators: event.facilitators.into(),
+            victims: event.victims.into(),
+            dead: event.dead.into(),
+            missing: event.missing.into(),
+            minors: event.nationalities.iter().map(|n| i64::from(n.minors)).sum(),
+        }
+    }
+
+    pub fn add(&mut self, other: &Counters) {
+        self.events += other.events;
+        self.persons += other.persons;
+        self.facilitators += other.facilitators;
+        self.victims += other.victims;
+        self.dead += other.dead;
+        self.missing += other.missing;
+        self.minors += other.minors;
+    }
+
+    /// One field by name (see [`FIELDS`]).
+    pub fn field(&self, name: &str) -> Option<i64> {
+        Some(match name {
+            "events" => self.events,
+            "persons" => self.persons,
+            "facilitators" => self.facilitators,
+            "victims" => self.victims,
+            "dead" => self.dead,
+            "missing" => self.missing,
+            "minors" => self.minors,
+            _ => return None,
+        })
+    }
+}
+
+/// Days a key was seen, by event time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// Earliest and latest `occurred_at`, milliseconds.
+    pub first: i64,
+    pub last: i64,
+}
+
+impl Seen {
+    fn at(ms: i64) -> Self {
+        Self { first: ms, last: ms }
+    }
+
+    fn include(&mut self, ms: i64) {
+        self.first = self.first.min(ms);
+        self.last = self.last.max(ms);
+    }
+}
+
+/// Everything known about one group key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyState {
+    days: BTreeMap<Day, Counters>,
+    /// Sub-dimension -> sub-key -> day -> counters.
+    subs: BTreeMap<String, BTreeMap<String, BTreeMap<Day, Counters>>>,
+    seen: Option<Seen>,
+    sub_seen: BTreeMap<String, BTreeMap<String, Seen>>,
+    /// Latest `reported_at`: when the key last sent anything (reporting-silence rules).
+    last_reported: Option<i64>,
+}
+
+impl KeyState {
+    /// Adds `event`; `breakdowns` are the sub-dimensions rules of this grouping ask about.
+    pub fn add(&mut self, event: &IncidentEvent, breakdowns: &[String]) {
+        let day = day_of(event.occurred_at);
+        let counters = Counters::of(event);
+        self.days.entry(day).or_default().add(&counters);
+        match &mut self.seen {
+            Some(seen) => seen.include(event.occurred_at),
+            None => self.seen = Some(Seen::at(event.occurred_at)),
+        }
+        self.last_reported = Some(self.last_reported.map_or(event.reported_at, |r| r.max(event.reported_at)));
+        for dim in breakdowns {
+            for (value, sub) in sub_counters(event, dim, &counters) {
+                let by_day = self.subs.entry(dim.clone()).or_default().entry(value.clone()).or_default();
+                by_day.entry(day).or_default().add(&sub);
+                self.sub_seen
+                    .entry(dim.clone())
+                    .or_default()
+                    .entry(value)
+                    .and_modify(|s| s.include(event.occurred_at))
+                    .or_insert_with(|| Seen::at(event.occurred_at));
+            }
+        }
+    }
+
+    /// Sum of `field` over days `from..=to`.
+    pub fn sum(&self, field: &str, from: Day, to: Day) -> Option<i64> {
+        sum_range(&self.days, field, from, to)
+    }
+
+    /// Daily sums of `field` for days `from..=to`, oldest first, zeros included.
+    pub fn daily(&self, field: &str, from: Day, to: Day) -> Option<Vec<i64>> {
+        daily_range(&self.days, field, from, to)
+    }
+
+    /// Sum of `field` for one sub-key over days `from..=to` (0 if never seen).
+    pub fn sub_sum(&self, dim: &str, value: &str, field: &str, from: Day, to: Day) -> Option<i64> {
+        match self.subs.get(dim).and_then(|m| m.get(value)) {
+            Some(days) => sum_range(days, field, from, to),
+            None => Counters::default().field(field),
+        }
+    }
+
+    /// Sub-keys of `dim` with any activity in `from..=to`.
+    pub fn sub_keys(&self, dim: &str, from: Day, to: Day) -> Vec<String> {
+        self.subs
+            .get(dim)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, days)| days.range(from..=to).next().is_some())
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn seen(&self) -> Option<Seen> {
+        self.seen
+    }
+
+    pub fn sub_seen(&self, dim: &str, value: &str) -> Option<Seen> {
+        self.sub_seen.get(dim)?.get(value).copied()
+    }
+
+    pub fn last_reported(&self) -> Option<i64> {
+        self.last_reported
+    }
+
+    /// Drops buckets older than `oldest`; first/last seen are kept, they are small.
+    pub fn prune(&mut self, oldest: Day) {
+        self.days = self.days.split_off(&oldest);
+        for subs in self.subs.values_mut() {
+            for days in subs.values_mut() {
+                *days = days.split_off(&oldest);
+            }
+            subs.retain(|_, days| !days.is_empty());
+        }
+    }
+
+    /// Buckets held, for the state-size metric.
+    pub fn buckets(&self) -> usize {
+        self.days.len() + self.subs.values().flat_map(|m| m.values()).map(BTreeMap::len).sum::<usize>()
+    }
+}
+
+fn sum_range(days: &BTreeMap<Day, Counters>, field: &str, from: Day, to: Day) -> Option<i64> {
+    Counters::default().field(field)?;
+    if from > to {
+        return Some(0);
+    }
+    Some(days.range(from..=to).filter_map(|(_, c)| c.field(field)).sum())
+}
+
+fn daily_range(days: &BTreeMap<Day, Counters>, field: &str, from: Day, to: Day) -> Option<Vec<i64>> {
+    Counters::default().field(field)?;
+    let mut out = vec![0; (to - from + 1).max(0) as usize];
+    for (day, c) in days.range(from..=to) {
+        out[(day - from) as usize] = c.field(field).unwrap_or(0);
+    }
+    Some(out)
+}
+
+/// What `event` adds to each sub-key of `dim`. For nationality, persons are split by the
+/// nationality counts; other dimensions take the whole event.
+fn sub_counters(event: &IncidentEvent, dim: &str, whole: &Counters) -> Vec<(String, Counters)> {
+    match dim {
+        "nationality" => event
+            .nationalities
+            .iter()
+            .map(|n| {
+                let c = Counters {
+                    persons: n.count.into(),
+                    minors: n.minors.into(),
+                    ..*whole
+                };
+                (n.nationality.clone(), c)
+            })
+            .collect(),
+        _ => crate::dims::value(event, dim).map(|v| vec![(v, *whole)]).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use relec_schemas::sample;
+
+    use super::*;
+    use crate::time::DAY_MS;
+
+    #[test]
+    fn buckets_sum_windows_and_breakdowns() {
+        let mut s = KeyState::default();
+        let breakdowns = vec!["nationality".to_owned(), "category".to_owned()];
+        let mut events = Vec::new();
+        for i in 0..50u64 {
+            let mut e = sample::incident(1, i);
+            e.occurred_at = (i as i64 % 10) * DAY_MS + 1000;
+            e.reported_at = e.occurred_at + 5000;
+            s.add(&e, &breakdowns);
+            events.push(e);
+        }
+        let persons: i64 = events.iter().map(|e| i64::from(e.persons)).sum();
+        assert_eq!(s.sum("persons", 0, 9), Some(persons));
+        assert_eq!(s.sum("events", 0, 4), Some(25));
+        assert_eq!(s.daily("events", 8, 11), Some(vec![5, 5, 0, 0]));
+        assert_eq!(s.sum("nonsense", 0, 9), None);
+        let afghans: i64 = events
+            .iter()
+            .flat_map(|e| &e.nationalities)
+            .filter(|n| n.nationality == "AFG")
+            .map(|n| i64::from(n.count))
+            .sum();
+        assert_eq!(s.sub_sum("nationality", "AFG", "persons", 0, 9), Some(afghans));
+        assert_eq!(s.seen().map(|x| x.first), Some(1000));
+
+        // The same events in another order give the same state.
+        let mut reversed = KeyState::default();
+        for e in events.iter().rev() {
+            reversed.add(e, &breakdowns);
+        }
+        assert_eq!(reversed, s);
+
+        s.prune(5);
+        assert_eq!(s.sum("events", 0, 9), Some(25));
+    }
+}
