@@ -8,5 +8,6 @@
 
 pub mod dims;
 pub mod group;
+pub mod lifecycle;
 pub mod state;
 pub mod time;

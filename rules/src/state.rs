@@ -3,9 +3,9 @@
 //! say), and first/last-seen times, kept for a horizon. Buckets only ever add, so the
 //! order events arrive in does not change what they hold.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use relec_schemas::IncidentEvent;
+use relec_schemas::{Alert, IncidentEvent, Tlp};
 use serde::{Deserialize, Serialize};
 
 use crate::time::{Day, day_of};
@@ -92,6 +92,18 @@ pub struct KeyState {
     sub_seen: BTreeMap<String, BTreeMap<String, Seen>>,
     /// Latest `reported_at`: when the key last sent anything (reporting-silence rules).
     last_reported: Option<i64>,
+    /// Per day: the most restrictive handling code and the reporting countries, so an
+    /// alert over a window carries the handling and sources of all its evidence.
+    meta: BTreeMap<Day, DayMeta>,
+    /// The latest events by (occurred_at, event_id), at most [`Alert::MAX_EVIDENCE`]; kept
+    /// by event time, not arrival, so the evidence does not depend on delivery order.
+    recent: BTreeSet<(i64, String)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayMeta {
+    pub handling: Option<Tlp>,
+    pub countries: BTreeSet<String>,
 }
 
 impl KeyState {
@@ -105,6 +117,13 @@ impl KeyState {
             None => self.seen = Some(Seen::at(event.occurred_at)),
         }
         self.last_reported = Some(self.last_reported.map_or(event.reported_at, |r| r.max(event.reported_at)));
+        let meta = self.meta.entry(day).or_default();
+        meta.handling = meta.handling.max(Some(event.handling));
+        meta.countries.insert(event.reporting_country.clone());
+        self.recent.insert((event.occurred_at, event.event_id.clone()));
+        while self.recent.len() > Alert::MAX_EVIDENCE {
+            self.recent.pop_first();
+        }
         for dim in breakdowns {
             for (value, sub) in sub_counters(event, dim, &counters) {
                 let by_day = self.subs.entry(dim.clone()).or_default().entry(value.clone()).or_default();
@@ -162,9 +181,31 @@ impl KeyState {
         self.last_reported
     }
 
+    /// The most restrictive handling and the countries of days `from..=to`.
+    pub fn handling_and_countries(&self, from: Day, to: Day) -> (Option<Tlp>, BTreeSet<String>) {
+        let mut handling = None;
+        let mut countries = BTreeSet::new();
+        for meta in self.meta.range(from..=to).map(|(_, m)| m) {
+            handling = handling.max(meta.handling);
+            countries.extend(meta.countries.iter().cloned());
+        }
+        (handling, countries)
+    }
+
+    /// Ids of the latest events that occurred in `from..=to`, newest first.
+    pub fn evidence(&self, from: Day, to: Day) -> Vec<String> {
+        self.recent
+            .iter()
+            .rev()
+            .filter(|(at, _)| (from..=to).contains(&day_of(*at)))
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
     /// Drops buckets older than `oldest`; first/last seen are kept, they are small.
     pub fn prune(&mut self, oldest: Day) {
         self.days = self.days.split_off(&oldest);
+        self.meta = self.meta.split_off(&oldest);
         for subs in self.subs.values_mut() {
             for days in subs.values_mut() {
                 *days = days.split_off(&oldest);
