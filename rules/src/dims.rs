@@ -20,7 +20,10 @@ pub fn value(event: &IncidentEvent, dim: &str) -> Option<String> {
         "route" => Some(event.route.clone()),
         "border_section" => event.border_section.clone(),
         "crossing_point" => event.crossing_point.clone(),
-        "category" => serde_json::to_value(event.category).ok()?.as_str().map(str::to_owned),
+        "category" => serde_json::to_value(event.category)
+            .ok()?
+            .as_str()
+            .map(str::to_owned),
         "reporting_country" => Some(event.reporting_country.clone()),
         "reporting_agency" => Some(event.reporting_agency.clone()),
         _ => None,
@@ -33,7 +36,11 @@ pub fn keys(event: &IncidentEvent, group_by: &[String]) -> Vec<Vec<(String, Stri
     let mut keys: Vec<Vec<(String, String)>> = vec![Vec::new()];
     for dim in group_by {
         let values: Vec<String> = if dim == "nationality" {
-            event.nationalities.iter().map(|n| n.nationality.clone()).collect()
+            event
+                .nationalities
+                .iter()
+                .map(|n| n.nationality.clone())
+                .collect()
         } else {
             value(event, dim).into_iter().collect()
         };

@@ -7,7 +7,12 @@
 //! the same events give the same alerts however they were interleaved.
 
 pub mod dims;
+pub mod error;
 pub mod group;
 pub mod lifecycle;
+pub mod processor;
+pub mod rule;
+pub mod sandbox;
 pub mod state;
+pub mod template;
 pub mod time;

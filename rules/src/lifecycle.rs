@@ -22,11 +22,20 @@ pub enum Change {
 
 /// Advances `phase` (None = inactive) by one evaluation of day `day` whose condition was
 /// `holds`, with the rule's `for` and `keep_firing_for` in days.
-pub fn step(phase: &mut Option<Phase>, day: Day, holds: bool, for_days: i64, keep_days: i64) -> Option<Change> {
+pub fn step(
+    phase: &mut Option<Phase>,
+    day: Day,
+    holds: bool,
+    for_days: i64,
+    keep_days: i64,
+) -> Option<Change> {
     match (*phase, holds) {
         (None, false) => None,
         (None, true) if for_days == 0 => {
-            *phase = Some(Phase::Firing { since: day, last_true: day });
+            *phase = Some(Phase::Firing {
+                since: day,
+                last_true: day,
+            });
             Some(Change::Fired { since: day })
         }
         (None, true) => {
@@ -38,12 +47,18 @@ pub fn step(phase: &mut Option<Phase>, day: Day, holds: bool, for_days: i64, kee
             None
         }
         (Some(Phase::Pending { since }), true) if day - since >= for_days => {
-            *phase = Some(Phase::Firing { since: day, last_true: day });
+            *phase = Some(Phase::Firing {
+                since: day,
+                last_true: day,
+            });
             Some(Change::Fired { since: day })
         }
         (Some(Phase::Pending { .. }), true) => None,
         (Some(Phase::Firing { since, .. }), true) => {
-            *phase = Some(Phase::Firing { since, last_true: day });
+            *phase = Some(Phase::Firing {
+                since,
+                last_true: day,
+            });
             None
         }
         (Some(Phase::Firing { since, last_true }), false) if day - last_true > keep_days => {
@@ -62,27 +77,47 @@ mod tests {
         let mut phase = None;
         days.iter()
             .enumerate()
-            .filter_map(|(d, &holds)| step(&mut phase, d as Day, holds, for_days, keep).map(|c| (d as Day, c)))
+            .filter_map(|(d, &holds)| {
+                step(&mut phase, d as Day, holds, for_days, keep).map(|c| (d as Day, c))
+            })
             .collect()
     }
 
     #[test]
     fn fires_at_once_without_for_and_resolves_when_false() {
         let t = run(&[false, true, true, true, false, false], 0, 0);
-        assert_eq!(t, [(1, Change::Fired { since: 1 }), (4, Change::Resolved { since: 1, on: 4 })]);
+        assert_eq!(
+            t,
+            [
+                (1, Change::Fired { since: 1 }),
+                (4, Change::Resolved { since: 1, on: 4 })
+            ]
+        );
     }
 
     #[test]
     fn pending_until_for_has_passed() {
         assert_eq!(run(&[true, false, true, true, false], 2, 0), []);
         let t = run(&[true, true, true, false], 2, 0);
-        assert_eq!(t, [(2, Change::Fired { since: 2 }), (3, Change::Resolved { since: 2, on: 3 })]);
+        assert_eq!(
+            t,
+            [
+                (2, Change::Fired { since: 2 }),
+                (3, Change::Resolved { since: 2, on: 3 })
+            ]
+        );
     }
 
     #[test]
     fn keep_firing_bridges_short_gaps() {
         let t = run(&[true, false, true, false, false, false], 0, 2);
-        assert_eq!(t, [(0, Change::Fired { since: 0 }), (5, Change::Resolved { since: 0, on: 5 })]);
+        assert_eq!(
+            t,
+            [
+                (0, Change::Fired { since: 0 }),
+                (5, Change::Resolved { since: 0, on: 5 })
+            ]
+        );
     }
 
     #[test]

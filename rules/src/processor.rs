@@ -24,6 +24,14 @@ use crate::{
 /// Labels naming a group key, in `group_by` order.
 pub type Key = Vec<(String, String)>;
 
+/// Rules with the same `group_by` and the same filter share one state per key; a rule
+/// with another filter counts other events, so it gets its own.
+type GroupingId = (Vec<String>, BTreeMap<String, Vec<String>>);
+
+fn grouping_id(rule: &Rule) -> GroupingId {
+    (rule.group_by.clone(), rule.filter.clone())
+}
+
 /// How far evaluation trails the reports, and how long state is kept.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -74,7 +82,7 @@ pub struct Processor {
     engine: Arc<Engine>,
     rules: Vec<Arc<Rule>>,
     settings: Settings,
-    groupings: BTreeMap<Vec<String>, Grouping>,
+    groupings: BTreeMap<GroupingId, Grouping>,
     /// Events waiting for their report day to close, by report day.
     staging: BTreeMap<Day, Vec<Arc<IncidentEvent>>>,
     evaluated_through: Option<Day>,
@@ -88,7 +96,10 @@ pub struct Processor {
 impl std::fmt::Debug for Processor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Processor")
-            .field("rules", &self.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
+            .field(
+                "rules",
+                &self.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            )
             .field("evaluated_through", &self.evaluated_through)
             .field("keys", &self.keys())
             .finish()
@@ -117,7 +128,7 @@ impl Processor {
     /// until the horizon drops it, so a rule restored soon after finds its history.
     pub fn set_rules(&mut self, rules: Vec<Arc<Rule>>) {
         for rule in &rules {
-            let g = self.groupings.entry(rule.group_by.clone()).or_default();
+            let g = self.groupings.entry(grouping_id(rule)).or_default();
             for b in &rule.breakdown {
                 if !g.breakdowns.contains(b) {
                     g.breakdowns.push(b.clone());
@@ -138,7 +149,11 @@ impl Processor {
 
     /// Buckets held, over all keys: the state-size metric.
     pub fn buckets(&self) -> usize {
-        self.groupings.values().flat_map(|g| g.keys.values()).map(|s| s.buckets()).sum()
+        self.groupings
+            .values()
+            .flat_map(|g| g.keys.values())
+            .map(|s| s.buckets())
+            .sum()
     }
 
     pub fn process(&mut self, event: IncidentEvent) -> Output {
@@ -158,7 +173,10 @@ impl Processor {
             out.late = true;
             self.fold(&event);
         } else {
-            self.staging.entry(reported).or_default().push(event.clone());
+            self.staging
+                .entry(reported)
+                .or_default()
+                .push(event.clone());
         }
         self.watermark = self.watermark.max(event.reported_at);
         while let Some(next) = self.evaluated_through.map(|d| d + 1)
@@ -182,18 +200,21 @@ impl Processor {
         out
     }
 
-    fn fold(&mut self, event: &IncidentEvent) -> BTreeSet<(Vec<String>, Key)> {
+    fn fold(&mut self, event: &IncidentEvent) -> BTreeSet<(GroupingId, Key)> {
         let mut touched = BTreeSet::new();
         let rules = &self.rules;
-        for (group_by, grouping) in &mut self.groupings {
-            let wanted = rules.iter().any(|r| &r.group_by == group_by && r.matches(event));
-            if !wanted {
+        for (id, grouping) in &mut self.groupings {
+            // Every rule of a grouping has the same filter, so one match decides for all.
+            let Some(rule) = rules.iter().find(|r| grouping_id(r) == *id) else {
+                continue;
+            };
+            if !rule.matches(event) {
                 continue;
             }
-            for key in dims::keys(event, group_by) {
+            for key in dims::keys(event, &id.0) {
                 let state = grouping.keys.entry(key.clone()).or_default();
                 Arc::make_mut(state).add(event, &grouping.breakdowns);
-                touched.insert((group_by.clone(), key));
+                touched.insert((id.clone(), key));
             }
         }
         touched
@@ -209,12 +230,15 @@ impl Processor {
         }
         let rules = self.rules.clone();
         for rule in &rules {
-            let Some(grouping) = self.groupings.get(&rule.group_by) else { continue };
+            let id = grouping_id(rule);
+            let Some(grouping) = self.groupings.get(&id) else {
+                continue;
+            };
             let keys: Vec<Key> = match rule.trigger {
                 Trigger::Daily => grouping.keys.keys().cloned().collect(),
                 Trigger::Event => touched
                     .iter()
-                    .filter(|(g, _)| g == &rule.group_by)
+                    .filter(|(g, _)| *g == id)
                     .map(|(_, k)| k.clone())
                     .collect(),
                 Trigger::Immediate => Vec::new(),
@@ -243,8 +267,12 @@ impl Processor {
     }
 
     fn immediate(&mut self, event: &Arc<IncidentEvent>, out: &mut Output) {
-        let rules: Vec<Arc<Rule>> =
-            self.rules.iter().filter(|r| r.trigger == Trigger::Immediate && r.matches(event)).cloned().collect();
+        let rules: Vec<Arc<Rule>> = self
+            .rules
+            .iter()
+            .filter(|r| r.trigger == Trigger::Immediate && r.matches(event))
+            .cloned()
+            .collect();
         let day = day_of(event.occurred_at);
         for rule in rules {
             for key in dims::keys(event, &rule.group_by) {
@@ -272,7 +300,7 @@ impl Processor {
         }
         let state = self
             .groupings
-            .get(&rule.group_by)
+            .get(&grouping_id(rule))
             .and_then(|g| g.keys.get(key))
             .cloned()
             .unwrap_or_default();
@@ -298,18 +326,40 @@ impl Processor {
         }
     }
 
-    fn step(&mut self, rule: &Rule, key: &Key, day: Day, verdict: &Verdict, event: Option<&IncidentEvent>, out: &mut Output) {
+    fn step(
+        &mut self,
+        rule: &Rule,
+        key: &Key,
+        day: Day,
+        verdict: &Verdict,
+        event: Option<&IncidentEvent>,
+        out: &mut Output,
+    ) {
         let tracked = self
             .alerts
             .entry((rule.id.clone(), key.clone()))
-            .or_insert(Tracked { phase: None, firing: None });
-        let Some(change) = lifecycle::step(&mut tracked.phase, day, verdict.fire, rule.for_days, rule.keep_firing_days) else {
+            .or_insert(Tracked {
+                phase: None,
+                firing: None,
+            });
+        let Some(change) = lifecycle::step(
+            &mut tracked.phase,
+            day,
+            verdict.fire,
+            rule.for_days,
+            rule.keep_firing_days,
+        ) else {
             return;
         };
         let labels: BTreeMap<String, String> = key.iter().cloned().collect();
         match change {
             Change::Fired { since } => {
-                let state = self.groupings.get(&rule.group_by).and_then(|g| g.keys.get(key)).cloned().unwrap_or_default();
+                let state = self
+                    .groupings
+                    .get(&grouping_id(rule))
+                    .and_then(|g| g.keys.get(key))
+                    .cloned()
+                    .unwrap_or_default();
                 let alert = firing_alert(rule, &labels, &state, since, day, verdict, event);
                 tracked.firing = Some(alert.clone());
                 out.transitions.push(alert);
@@ -351,7 +401,12 @@ fn firing_alert(
 ) -> Alert {
     let window_start = day - rule.window_days + 1;
     let (handling, countries, evidence, starts_at) = match event {
-        Some(e) => (e.handling, BTreeSet::from([e.reporting_country.clone()]), vec![e.event_id.clone()], e.occurred_at),
+        Some(e) => (
+            e.handling,
+            BTreeSet::from([e.reporting_country.clone()]),
+            vec![e.event_id.clone()],
+            e.occurred_at,
+        ),
         None => {
             let (h, c) = state.handling_and_countries(window_start, day);
             let mut evidence = state.evidence(window_start, day);
@@ -395,5 +450,8 @@ pub fn fingerprint(rule_id: &str, labels: &BTreeMap<String, String>) -> String {
         h.update([0]);
         h.update(v.as_bytes());
     }
-    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

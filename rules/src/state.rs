@@ -11,7 +11,15 @@ use serde::{Deserialize, Serialize};
 use crate::time::{Day, day_of};
 
 /// The numeric fields a rule can count or sum.
-pub const FIELDS: [&str; 7] = ["events", "persons", "facilitators", "victims", "dead", "missing", "minors"];
+pub const FIELDS: [&str; 7] = [
+    "events",
+    "persons",
+    "facilitators",
+    "victims",
+    "dead",
+    "missing",
+    "minors",
+];
 
 /// Sums of one day (or of one sub-key on one day).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +42,11 @@ impl Counters {
             victims: event.victims.into(),
             dead: event.dead.into(),
             missing: event.missing.into(),
-            minors: event.nationalities.iter().map(|n| i64::from(n.minors)).sum(),
+            minors: event
+                .nationalities
+                .iter()
+                .map(|n| i64::from(n.minors))
+                .sum(),
         }
     }
 
@@ -73,7 +85,10 @@ pub struct Seen {
 
 impl Seen {
     fn at(ms: i64) -> Self {
-        Self { first: ms, last: ms }
+        Self {
+            first: ms,
+            last: ms,
+        }
     }
 
     fn include(&mut self, ms: i64) {
@@ -116,17 +131,26 @@ impl KeyState {
             Some(seen) => seen.include(event.occurred_at),
             None => self.seen = Some(Seen::at(event.occurred_at)),
         }
-        self.last_reported = Some(self.last_reported.map_or(event.reported_at, |r| r.max(event.reported_at)));
+        self.last_reported = Some(
+            self.last_reported
+                .map_or(event.reported_at, |r| r.max(event.reported_at)),
+        );
         let meta = self.meta.entry(day).or_default();
         meta.handling = meta.handling.max(Some(event.handling));
         meta.countries.insert(event.reporting_country.clone());
-        self.recent.insert((event.occurred_at, event.event_id.clone()));
+        self.recent
+            .insert((event.occurred_at, event.event_id.clone()));
         while self.recent.len() > Alert::MAX_EVIDENCE {
             self.recent.pop_first();
         }
         for dim in breakdowns {
             for (value, sub) in sub_counters(event, dim, &counters) {
-                let by_day = self.subs.entry(dim.clone()).or_default().entry(value.clone()).or_default();
+                let by_day = self
+                    .subs
+                    .entry(dim.clone())
+                    .or_default()
+                    .entry(value.clone())
+                    .or_default();
                 by_day.entry(day).or_default().add(&sub);
                 self.sub_seen
                     .entry(dim.clone())
@@ -216,7 +240,13 @@ impl KeyState {
 
     /// Buckets held, for the state-size metric.
     pub fn buckets(&self) -> usize {
-        self.days.len() + self.subs.values().flat_map(|m| m.values()).map(BTreeMap::len).sum::<usize>()
+        self.days.len()
+            + self
+                .subs
+                .values()
+                .flat_map(|m| m.values())
+                .map(BTreeMap::len)
+                .sum::<usize>()
     }
 }
 
@@ -225,10 +255,19 @@ fn sum_range(days: &BTreeMap<Day, Counters>, field: &str, from: Day, to: Day) ->
     if from > to {
         return Some(0);
     }
-    Some(days.range(from..=to).filter_map(|(_, c)| c.field(field)).sum())
+    Some(
+        days.range(from..=to)
+            .filter_map(|(_, c)| c.field(field))
+            .sum(),
+    )
 }
 
-fn daily_range(days: &BTreeMap<Day, Counters>, field: &str, from: Day, to: Day) -> Option<Vec<i64>> {
+fn daily_range(
+    days: &BTreeMap<Day, Counters>,
+    field: &str,
+    from: Day,
+    to: Day,
+) -> Option<Vec<i64>> {
     Counters::default().field(field)?;
     let mut out = vec![0; (to - from + 1).max(0) as usize];
     for (day, c) in days.range(from..=to) {
@@ -253,7 +292,9 @@ fn sub_counters(event: &IncidentEvent, dim: &str, whole: &Counters) -> Vec<(Stri
                 (n.nationality.clone(), c)
             })
             .collect(),
-        _ => crate::dims::value(event, dim).map(|v| vec![(v, *whole)]).unwrap_or_default(),
+        _ => crate::dims::value(event, dim)
+            .map(|v| vec![(v, *whole)])
+            .unwrap_or_default(),
     }
 }
 
@@ -287,7 +328,10 @@ mod tests {
             .filter(|n| n.nationality == "AFG")
             .map(|n| i64::from(n.count))
             .sum();
-        assert_eq!(s.sub_sum("nationality", "AFG", "persons", 0, 9), Some(afghans));
+        assert_eq!(
+            s.sub_sum("nationality", "AFG", "persons", 0, 9),
+            Some(afghans)
+        );
         assert_eq!(s.seen().map(|x| x.first), Some(1000));
 
         // The same events in another order give the same state.

@@ -18,9 +18,13 @@ pub fn end_of(day: Day) -> i64 {
 /// Parses a window such as `7d`, `8w` or `72h` into whole days (hours round up).
 pub fn window_days(text: &str) -> Result<i64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: i64 = number.parse().map_err(|_| format!("{text:?} is not a window like 7d, 8w or 72h"))?;
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a window like 7d, 8w or 72h"))?;
     let days = match unit {
         "d" => n,
         "w" => n * 7,

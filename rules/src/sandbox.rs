@@ -1,0 +1,576 @@
+//! The sandbox rule scripts run in: a rhai engine with no way out (no files, network,
+//! processes, imports or `eval`), hard limits on operations, memory, call depth and
+//! time, and the script API over a group's state (`g.sum(..)`, `g.share(..)`, array
+//! statistics). Rules are loaded and evaluated through [`crate::rule::Rule`].
+
+use std::{
+    cell::RefCell,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FLOAT, INT, Map, OptimizationLevel};
+
+use crate::{
+    dims::DIMENSIONS,
+    group::Group,
+    state::FIELDS,
+    template,
+    time::{Day, day_of, end_of, window_days},
+};
+
+/// Limits on one evaluation of one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Script operations (roughly: expressions and statements evaluated).
+    pub max_operations: u64,
+    /// Nested script function calls.
+    pub max_call_levels: usize,
+    /// Bytes in one string.
+    pub max_string_size: usize,
+    /// Elements in one array.
+    pub max_array_size: usize,
+    /// Entries in one object map.
+    pub max_map_size: usize,
+    /// Wall time of one evaluation (checked every [`CHECK_TIME_EVERY`] operations).
+    pub time_budget: Duration,
+}
+
+/// A rule is a few dozen lookups and comparisons; a million operations is several
+/// hundred times what the acceptance pack needs and ends a runaway loop in ~0.2 s.
+pub const DEFAULT_MAX_OPERATIONS: u64 = 1_000_000;
+pub const DEFAULT_MAX_CALL_LEVELS: usize = 32;
+pub const DEFAULT_MAX_STRING_SIZE: usize = 64 * 1024;
+/// Ten years of daily values fit many times over.
+pub const DEFAULT_MAX_ARRAY_SIZE: usize = 100_000;
+pub const DEFAULT_MAX_MAP_SIZE: usize = 10_000;
+/// Thousands of keys are evaluated per rule and day; one slow rule must not delay them.
+pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_millis(50);
+
+/// How many operations pass between two looks at the clock: reading it on every
+/// operation would cost more than the operations themselves.
+pub const CHECK_TIME_EVERY: u64 = 1024;
+
+/// The furthest back any window may reach, in days. It bounds what one script call can
+/// allocate (`g.daily`) or loop over (`g.baseline`), which the operation limit cannot
+/// see since a native call counts as one operation.
+pub const MAX_SPAN_DAYS: i64 = 3660;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_operations: DEFAULT_MAX_OPERATIONS,
+            max_call_levels: DEFAULT_MAX_CALL_LEVELS,
+            max_string_size: DEFAULT_MAX_STRING_SIZE,
+            max_array_size: DEFAULT_MAX_ARRAY_SIZE,
+            max_map_size: DEFAULT_MAX_MAP_SIZE,
+            time_budget: DEFAULT_TIME_BUDGET,
+        }
+    }
+}
+
+/// Builds the engine every rule is compiled and evaluated with.
+///
+/// What a script can reach: `Engine::new()` holds only rhai's standard packages
+/// (arithmetic, strings, arrays, maps, JSON parsing, an `Instant` clock): rhai has no
+/// file, network, process or environment functions at all; those come only from extra
+/// crates (rhai-fs, rhai-url...), which are not added. Three things are taken away:
+/// `import` (`Engine::new()` installs a resolver that reads module files from disk),
+/// `eval`, and the standard `sleep` and `timestamp`: `sleep` blocks the thread in one
+/// operation, out of reach of the limits, and a wall clock would make alerts depend on
+/// when a replay runs instead of on the events.
+///
+/// The optimizer must stay on (it is, at `Simple`): a rule's top-level constants reach
+/// its functions by constant propagation at compile time (see `Rule::from_source`).
+pub fn engine(limits: &Limits) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+    engine.set_max_modules(0);
+    engine.disable_symbol("import");
+    engine.disable_symbol("eval");
+    engine.set_optimization_level(OptimizationLevel::Simple);
+    // A misspelt key of `g.event` or of a script's own map is a bug, not a `()`.
+    engine.set_fail_on_invalid_map_property(true);
+
+    engine.set_max_operations(limits.max_operations);
+    engine.set_max_call_levels(limits.max_call_levels);
+    engine.set_max_string_size(limits.max_string_size);
+    engine.set_max_array_size(limits.max_array_size);
+    engine.set_max_map_size(limits.max_map_size);
+    let budget = limits.time_budget;
+    engine.on_progress(move |operations| {
+        if operations % CHECK_TIME_EVERY != 0 {
+            return None;
+        }
+        let late =
+            RUNNING.with_borrow(|r| r.as_ref().is_some_and(|r| r.started.elapsed() > budget));
+        late.then(|| format!("time budget of {} ms exceeded", budget.as_millis()).into())
+    });
+    // Functions cannot see the top level in rhai. Constants in plain positions are
+    // inlined at compile time; this resolves the rest (`ROUTES.len()`, `LIMITS[0]`)
+    // from the running rule's constants. `on_var` is flagged volatile (may change in a
+    // later rhai), not deprecated; rhai is pinned by the workspace.
+    #[allow(deprecated)]
+    engine.on_var(|name, index, context| {
+        if index > 0 || context.scope().contains(name) {
+            return Ok(None);
+        }
+        Ok(RUNNING.with_borrow(|r| {
+            r.as_ref()
+                .and_then(|r| r.context.constants.get(name).cloned())
+        }))
+    });
+
+    engine.on_print(|text| tracing::debug!(target: "relec_rules::script", "{text}"));
+    engine.on_debug(|text, source, position| {
+        tracing::debug!(target: "relec_rules::script", source = source.unwrap_or(""), %position, "{text}");
+    });
+    forbid(&mut engine);
+    register_group(&mut engine);
+    register_stats(&mut engine);
+    engine
+}
+
+/// Replaces standard functions a rule must not call. Registered functions take
+/// precedence over packages, also through `call(Fn("sleep"), ..)`; `disable_symbol`
+/// only works for keywords and operators.
+fn forbid(engine: &mut Engine) {
+    fn refuse(what: &str) -> Box<EvalAltResult> {
+        format!("{what} is not available to rules").into()
+    }
+    engine.register_fn("sleep", |_: INT| -> Result<(), _> { Err(refuse("sleep")) });
+    engine.register_fn("sleep", |_: FLOAT| -> Result<(), _> {
+        Err(refuse("sleep"))
+    });
+    engine.register_fn("timestamp", || -> Result<(), _> {
+        Err(refuse(
+            "timestamp() (wall-clock time; use g.now, the evaluated day's end)",
+        ))
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// The running evaluation.
+
+/// What one rule's evaluation may see besides its argument; installed by [`run`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Context {
+    /// Dimensions the rule declared in `breakdown`, the only ones its sub-key functions
+    /// may ask about: the state keeps sub-keys only for declared breakdowns, so any other
+    /// would silently read zeros.
+    pub breakdown: Arc<[String]>,
+    /// The rule file's top-level constants.
+    pub constants: Arc<Map>,
+}
+
+struct Running {
+    started: Instant,
+    context: Context,
+}
+
+// rhai evaluates synchronously on the calling thread, so a thread-local is exactly
+// "the evaluation in progress" and the engine's callbacks need no shared state.
+thread_local! {
+    static RUNNING: RefCell<Option<Running>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (one engine call) as an evaluation of a rule with `context`: starts its time
+/// budget and lets the callbacks see the rule's constants and breakdowns. Outside `run`
+/// only the operation and size limits apply.
+pub(crate) fn run<T>(context: &Context, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Running>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            RUNNING.set(self.0.take());
+        }
+    }
+    let running = Running {
+        started: Instant::now(),
+        context: context.clone(),
+    };
+    let _restore = Restore(RUNNING.replace(Some(running)));
+    f()
+}
+
+// ---------------------------------------------------------------------------------------
+// The script API over a group.
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+/// Parses a window (`7d`, `8w`, `72h`) into days, within [`MAX_SPAN_DAYS`].
+pub(crate) fn parse_window(text: &str) -> Result<i64, String> {
+    // window_days multiplies the number: keep it far from overflowing.
+    if text.trim().chars().take_while(char::is_ascii_digit).count() > 6 {
+        return Err(format!(
+            "window {text:?} is longer than {MAX_SPAN_DAYS} days"
+        ));
+    }
+    let days = window_days(text)?;
+    if days > MAX_SPAN_DAYS {
+        return Err(format!(
+            "window {text:?} is longer than {MAX_SPAN_DAYS} days"
+        ));
+    }
+    Ok(days)
+}
+
+fn window(function: &str, text: &str) -> Res<i64> {
+    parse_window(text).map_err(|e| format!("{function}: {e}").into())
+}
+
+fn field<'a>(function: &str, name: &'a str) -> Res<&'a str> {
+    if FIELDS.contains(&name) {
+        Ok(name)
+    } else {
+        Err(format!(
+            "{function}: {name:?} is not a field (one of {})",
+            FIELDS.join(", ")
+        )
+        .into())
+    }
+}
+
+/// A sub-key dimension: a dimension, and one the running rule declared in `breakdown`.
+fn breakdown<'a>(function: &str, dim: &'a str) -> Res<&'a str> {
+    if !DIMENSIONS.contains(&dim) {
+        return Err(format!(
+            "{function}: {dim:?} is not a dimension (one of {})",
+            DIMENSIONS.join(", ")
+        )
+        .into());
+    }
+    let declared = RUNNING.with_borrow(|r| {
+        r.as_ref()
+            .is_none_or(|r| r.context.breakdown.iter().any(|d| d == dim))
+    });
+    if !declared {
+        return Err(format!(
+            "{function}: {dim:?} is not in the rule's breakdown; add `breakdown: [\"{dim}\"]`"
+        )
+        .into());
+    }
+    Ok(dim)
+}
+
+/// Checks a count (`n` of `daily`, `weekly`, `baseline`) or an offset in days.
+fn days(function: &str, what: &str, n: INT, min: INT) -> Res<i64> {
+    if (min..=MAX_SPAN_DAYS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{function}: {what} must be between {min} and {MAX_SPAN_DAYS}, got {n}").into())
+    }
+}
+
+/// The inclusive day range of a window of `w` days ending `offset` days before `g.day`.
+fn range(g: &Group, w: i64, offset: i64) -> (Day, Day) {
+    let to = g.day - offset;
+    (to - w + 1, to)
+}
+
+fn sum(g: &Group, field: &str, w: i64, offset: i64) -> FLOAT {
+    let (from, to) = range(g, w, offset);
+    g.state.sum(field, from, to).unwrap_or_default() as FLOAT
+}
+
+fn window_sum(g: &mut Group, f: &str, w: &str, offset: INT) -> Res<FLOAT> {
+    const NAME: &str = "g.sum";
+    Ok(sum(
+        g,
+        field(NAME, f)?,
+        window(NAME, w)?,
+        days(NAME, "offset", offset, 0)?,
+    ))
+}
+
+/// The `n` sums of consecutive windows of `w` days ending `offset` days before g.day,
+/// oldest first.
+fn window_sums(g: &Group, f: &str, w: i64, n: i64, offset: i64, function: &str) -> Res<Vec<FLOAT>> {
+    if w * n + offset > MAX_SPAN_DAYS {
+        return Err(format!(
+            "{function}: reaches {} days back, more than {MAX_SPAN_DAYS}",
+            w * n + offset
+        )
+        .into());
+    }
+    Ok((0..n).rev().map(|k| sum(g, f, w, offset + k * w)).collect())
+}
+
+/// The `n` window sums before the current window; `function` names the caller in errors.
+fn baseline(function: &str, g: &Group, f: &str, w: &str, n: INT) -> Res<Vec<FLOAT>> {
+    let w = window(function, w)?;
+    window_sums(
+        g,
+        field(function, f)?,
+        w,
+        days(function, "n", n, 1)?,
+        w,
+        function,
+    )
+}
+
+fn sub_sum(g: &Group, dim: &str, value: &str, f: &str, w: i64, offset: i64) -> FLOAT {
+    let (from, to) = range(g, w, offset);
+    g.state.sub_sum(dim, value, f, from, to).unwrap_or_default() as FLOAT
+}
+
+fn checked_sub_sum(
+    g: &mut Group,
+    dim: &str,
+    value: &str,
+    f: &str,
+    w: &str,
+    offset: INT,
+) -> Res<FLOAT> {
+    const NAME: &str = "g.sub_sum";
+    let (dim, f) = (breakdown(NAME, dim)?, field(NAME, f)?);
+    Ok(sub_sum(
+        g,
+        dim,
+        value,
+        f,
+        window(NAME, w)?,
+        days(NAME, "offset", offset, 0)?,
+    ))
+}
+
+fn share(g: &mut Group, dim: &str, value: &str, f: &str, w: &str, offset: INT) -> Res<FLOAT> {
+    const NAME: &str = "g.share";
+    let (dim, f) = (breakdown(NAME, dim)?, field(NAME, f)?);
+    let (w, offset) = (window(NAME, w)?, days(NAME, "offset", offset, 0)?);
+    let part = sub_sum(g, dim, value, f, w, offset);
+    // An event's persons may exceed its nationality counts (some unknown), so a
+    // nationality's share is of the known nationalities, not of all persons.
+    let total = if dim == "nationality" {
+        let (from, to) = range(g, w, offset);
+        g.state
+            .sub_keys(dim, from, to)
+            .iter()
+            .map(|v| sub_sum(g, dim, v, f, w, offset))
+            .sum()
+    } else {
+        sum(g, f, w, offset)
+    };
+    Ok(if total > 0.0 { part / total } else { 0.0 })
+}
+
+fn floats(values: Vec<FLOAT>) -> Array {
+    values.into_iter().map(Dynamic::from_float).collect()
+}
+
+fn ms_or_unit(ms: Option<i64>) -> Dynamic {
+    ms.map_or(Dynamic::UNIT, Dynamic::from_int)
+}
+
+/// Days from the last day with events before g.day to g.day (1 = yesterday), looking
+/// back over the kept horizon; `()` if there was none.
+fn days_since_seen(g: &mut Group) -> Dynamic {
+    let back = g.horizon_days.clamp(1, MAX_SPAN_DAYS);
+    let daily = g
+        .state
+        .daily("events", g.day - back, g.day - 1)
+        .unwrap_or_default();
+    match daily.iter().rposition(|&n| n > 0) {
+        Some(i) => Dynamic::from_int(back - i as i64),
+        None => Dynamic::UNIT,
+    }
+}
+
+/// The event as a map of its fields, as in its JSON form (absent options are `()`).
+fn event(g: &mut Group) -> Dynamic {
+    match &g.event {
+        Some(event) => serde_json::to_value(&**event).map_or(Dynamic::UNIT, json),
+        None => Dynamic::UNIT,
+    }
+}
+
+fn json(value: serde_json::Value) -> Dynamic {
+    use serde_json::Value;
+    match value {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => b.into(),
+        Value::Number(n) => n.as_i64().map_or_else(
+            || n.as_f64().unwrap_or(FLOAT::NAN).into(),
+            Dynamic::from_int,
+        ),
+        Value::String(s) => s.into(),
+        Value::Array(a) => a.into_iter().map(json).collect::<Array>().into(),
+        Value::Object(o) => {
+            Dynamic::from_map(o.into_iter().map(|(k, v)| (k.into(), json(v))).collect())
+        }
+    }
+}
+
+fn register_group(engine: &mut Engine) {
+    engine.register_type_with_name::<Group>("Group");
+    engine.register_fn("to_string", |g: &mut Group| {
+        let labels: Vec<String> = g.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("Group({} {})", labels.join(","), template::date(g.day))
+    });
+
+    engine.register_get("now", |g: &mut Group| end_of(g.day));
+    engine.register_get("day", |g: &mut Group| template::date(g.day));
+    engine.register_get("event", event);
+    engine.register_fn("label", |g: &mut Group, name: &str| -> Res<String> {
+        g.labels.get(name).cloned().ok_or_else(|| {
+            let known: Vec<&str> = g.labels.keys().map(String::as_str).collect();
+            format!(
+                "g.label: the group has no label {name:?} (it has: {})",
+                known.join(", ")
+            )
+            .into()
+        })
+    });
+
+    engine.register_fn("sum", |g: &mut Group, f: &str, w: &str| {
+        window_sum(g, f, w, 0)
+    });
+    engine.register_fn("sum", window_sum);
+    engine.register_fn("count", |g: &mut Group, w: &str| {
+        window_sum(g, "events", w, 0)
+    });
+    engine.register_fn("count", |g: &mut Group, w: &str, offset: INT| {
+        window_sum(g, "events", w, offset)
+    });
+    engine.register_fn("daily", |g: &mut Group, f: &str, n: INT| -> Res<Array> {
+        const NAME: &str = "g.daily";
+        Ok(floats(window_sums(
+            g,
+            field(NAME, f)?,
+            1,
+            days(NAME, "n", n, 1)?,
+            0,
+            NAME,
+        )?))
+    });
+    engine.register_fn("weekly", |g: &mut Group, f: &str, n: INT| -> Res<Array> {
+        const NAME: &str = "g.weekly";
+        Ok(floats(window_sums(
+            g,
+            field(NAME, f)?,
+            7,
+            days(NAME, "n", n, 1)?,
+            0,
+            NAME,
+        )?))
+    });
+    engine.register_fn("baseline", |g: &mut Group, f: &str, w: &str, n: INT| {
+        baseline("g.baseline", g, f, w, n).map(floats)
+    });
+    engine.register_fn(
+        "baseline_mean",
+        |g: &mut Group, f: &str, w: &str, n: INT| {
+            baseline("g.baseline_mean", g, f, w, n).map(|b| stats::mean(&b))
+        },
+    );
+    engine.register_fn("baseline_sd", |g: &mut Group, f: &str, w: &str, n: INT| {
+        baseline("g.baseline_sd", g, f, w, n).map(|b| stats::sd(&b))
+    });
+
+    engine.register_fn(
+        "sub_sum",
+        |g: &mut Group, d: &str, v: &str, f: &str, w: &str| checked_sub_sum(g, d, v, f, w, 0),
+    );
+    engine.register_fn("sub_sum", checked_sub_sum);
+    engine.register_fn(
+        "share",
+        |g: &mut Group, d: &str, v: &str, f: &str, w: &str| share(g, d, v, f, w, 0),
+    );
+    engine.register_fn("share", share);
+    engine.register_fn(
+        "sub_keys",
+        |g: &mut Group, dim: &str, w: &str| -> Res<Array> {
+            const NAME: &str = "g.sub_keys";
+            let (from, to) = range(g, window(NAME, w)?, 0);
+            Ok(g.state
+                .sub_keys(breakdown(NAME, dim)?, from, to)
+                .into_iter()
+                .map(Dynamic::from)
+                .collect())
+        },
+    );
+
+    engine.register_fn("first_seen", |g: &mut Group| {
+        ms_or_unit(g.state.seen().map(|s| s.first))
+    });
+    engine.register_fn("last_seen", |g: &mut Group| {
+        ms_or_unit(g.state.seen().map(|s| s.last))
+    });
+    engine.register_fn(
+        "first_seen",
+        |g: &mut Group, dim: &str, value: &str| -> Res<Dynamic> {
+            let dim = breakdown("g.first_seen", dim)?;
+            Ok(ms_or_unit(g.state.sub_seen(dim, value).map(|s| s.first)))
+        },
+    );
+    engine.register_fn(
+        "last_seen",
+        |g: &mut Group, dim: &str, value: &str| -> Res<Dynamic> {
+            let dim = breakdown("g.last_seen", dim)?;
+            Ok(ms_or_unit(g.state.sub_seen(dim, value).map(|s| s.last)))
+        },
+    );
+    engine.register_fn("last_reported", |g: &mut Group| {
+        ms_or_unit(g.state.last_reported())
+    });
+    engine.register_fn("days_since_seen", days_since_seen);
+    // For annotations: `date(g.last_reported())`.
+    engine.register_fn("date", |ms: INT| template::date(day_of(ms)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Statistics over arrays of numbers. Detectors (EARS, CUSUM, EWMA...) join here: a pure
+// function in `stats` over `&[f64]`, registered below through `numbers`.
+
+fn numbers(function: &str, values: &Array) -> Res<Vec<FLOAT>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.as_float()
+                .or_else(|_| v.as_int().map(|n| n as FLOAT))
+                .map_err(|t| format!("{function}: element {i} is {t}, not a number").into())
+        })
+        .collect()
+}
+
+fn register_stats(engine: &mut Engine) {
+    engine.register_fn("sum", |a: Array| {
+        numbers("sum", &a).map(|v| v.iter().sum::<FLOAT>())
+    });
+    engine.register_fn("mean", |a: Array| {
+        numbers("mean", &a).map(|v| stats::mean(&v))
+    });
+    engine.register_fn("sd", |a: Array| numbers("sd", &a).map(|v| stats::sd(&v)));
+    engine.register_fn("max", |a: Array| numbers("max", &a).map(|v| stats::max(&v)));
+    engine.register_fn("min", |a: Array| numbers("min", &a).map(|v| stats::min(&v)));
+}
+
+/// Pure statistics, defined for every input (an empty series gives 0) so a quiet key
+/// does not make a rule throw.
+pub mod stats {
+    pub fn mean(values: &[f64]) -> f64 {
+        if values.is_empty() {
+            0.0
+        } else {
+            values.iter().sum::<f64>() / values.len() as f64
+        }
+    }
+
+    /// Sample standard deviation (n - 1); 0 for fewer than two values.
+    pub fn sd(values: &[f64]) -> f64 {
+        if values.len() < 2 {
+            return 0.0;
+        }
+        let m = mean(values);
+        let squares: f64 = values.iter().map(|v| (v - m) * (v - m)).sum();
+        (squares / (values.len() - 1) as f64).sqrt()
+    }
+
+    pub fn max(values: &[f64]) -> f64 {
+        values.iter().copied().reduce(f64::max).unwrap_or(0.0)
+    }
+
+    pub fn min(values: &[f64]) -> f64 {
+        values.iter().copied().reduce(f64::min).unwrap_or(0.0)
+    }
+}

@@ -1,0 +1,218 @@
+//! The rules of one partition over the simulator's streams, without Kafka: the pack fires on
+//! the scenarios and stays quiet on the baseline, arrival order within the lateness does not
+//! change the alerts, later events are counted, and broken rules do not disturb the others.
+
+use std::{path::Path, sync::Arc};
+
+use relec_ingest::simulate::{SimConfig, Simulation};
+use relec_rules::{
+    processor::{Processor, Settings},
+    rule::{Rule, load_dir},
+    sandbox::{Limits, engine},
+};
+use relec_schemas::{Alert, AlertStatus, IncidentEvent};
+
+/// 2025-01-06, a Monday.
+const START_MS: i64 = 1_736_121_600_000;
+const SETTINGS: Settings = Settings {
+    lateness_ms: 3_600_000,
+    horizon_days: 400,
+};
+
+fn stream(scenarios: &[&str]) -> Vec<IncidentEvent> {
+    let config = SimConfig {
+        seed: 11,
+        start_ms: START_MS,
+        days: 140,
+        scale: 1.0,
+        scenarios: scenarios
+            .iter()
+            .map(|s| s.parse().expect("scenario"))
+            .collect(),
+    };
+    Simulation::new(config).events().collect()
+}
+
+fn rules(extra: &[(&str, &str)]) -> (Arc<rhai::Engine>, Vec<Arc<Rule>>) {
+    let engine = engine(&Limits::default());
+    let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("pack");
+    let (rules, errors) = load_dir(&engine, &pack);
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut rules: Vec<Arc<Rule>> = rules.into_iter().map(Arc::new).collect();
+    for (name, source) in extra {
+        let rule = Rule::from_source(&engine, Path::new(name), source).expect("extra rule loads");
+        rules.push(Arc::new(rule));
+    }
+    (Arc::new(engine), rules)
+}
+
+struct Run {
+    transitions: Vec<Alert>,
+    late: usize,
+    errors: Vec<String>,
+}
+
+fn run(events: impl IntoIterator<Item = IncidentEvent>, extra: &[(&str, &str)]) -> Run {
+    let (engine, rules) = rules(extra);
+    let mut p = Processor::new(engine, rules, SETTINGS);
+    let mut out = Run {
+        transitions: Vec::new(),
+        late: 0,
+        errors: Vec::new(),
+    };
+    let mut last = 0;
+    for e in events {
+        last = last.max(e.reported_at);
+        let o = p.process(e);
+        out.late += usize::from(o.late);
+        out.transitions.extend(o.transitions);
+        out.errors
+            .extend(o.errors.into_iter().map(|(id, e)| format!("{id}: {e}")));
+    }
+    out.transitions
+        .extend(p.advance_to(last + 2 * 86_400_000).transitions);
+    out
+}
+
+fn of<'a>(t: &'a [Alert], rule: &str) -> Vec<&'a Alert> {
+    t.iter().filter(|a| a.rule_id == rule).collect()
+}
+
+#[test]
+fn route_spike_fires_on_the_spike_and_stays_quiet_on_the_baseline() {
+    let baseline = run(stream(&[]), &[]);
+    assert_eq!(
+        of(&baseline.transitions, "route_spike"),
+        Vec::<&Alert>::new()
+    );
+
+    let spiked = run(
+        stream(&["spike:AFG-IRN-NIMROZ@day=100,days=7,factor=4"]),
+        &[],
+    );
+    let spikes = of(&spiked.transitions, "route_spike");
+    assert!(!spikes.is_empty(), "no spike alert");
+    assert!(
+        spikes
+            .iter()
+            .all(|a| a.labels.get("route").map(String::as_str) == Some("AFG-IRN-NIMROZ")),
+        "{spikes:#?}"
+    );
+    assert_eq!(spikes[0].status, AlertStatus::Firing);
+    assert_eq!(
+        spikes.last().map(|a| a.status),
+        Some(AlertStatus::Resolved),
+        "the spike ends, so does the alert"
+    );
+    let fired_day = (spikes[0].window_end - START_MS) / 86_400_000;
+    assert!((100..=108).contains(&fired_day), "fired on day {fired_day}");
+    assert!(spikes[0].value > spikes[0].threshold.expect("threshold"));
+    assert!(!spikes[0].evidence.is_empty() && spikes[0].evidence.len() <= Alert::MAX_EVIDENCE);
+}
+
+#[test]
+fn a_mass_casualty_event_is_an_immediate_critical_alert() {
+    let run = run(
+        stream(&["casualty:IRN-TUR-VAN@day=90,dead=12,missing=5"]),
+        &[],
+    );
+    let deaths = of(&run.transitions, "death_or_missing");
+    let mass = deaths
+        .iter()
+        .find(|a| a.status == AlertStatus::Firing && a.value >= 17.0)
+        .expect("the mass-casualty alert");
+    assert_eq!(
+        mass.labels.get("route").map(String::as_str),
+        Some("IRN-TUR-VAN")
+    );
+    assert_eq!(mass.severity, relec_schemas::Severity::Critical);
+    assert_eq!(mass.evidence.len(), 1);
+}
+
+#[test]
+fn arrival_order_within_the_lateness_does_not_change_the_alerts() {
+    let events = stream(&["spike:AFG-IRN-NIMROZ@day=100,days=7,factor=4"]);
+    let in_order = run(events.clone(), &[]);
+
+    // Reverse the order of every group of 200 events whose reports fall in one hour, as
+    // if several partitions had been interleaved the other way round.
+    let mut shuffled = Vec::with_capacity(events.len());
+    for chunk in events.chunk_by(|a, b| a.reported_at / 3_600_000 == b.reported_at / 3_600_000) {
+        for part in chunk.chunks(200) {
+            shuffled.extend(part.iter().rev().cloned());
+        }
+    }
+    assert_ne!(shuffled, events);
+    let reordered = run(shuffled, &[]);
+    assert_eq!(reordered.transitions, in_order.transitions);
+    assert_eq!(reordered.late, 0);
+}
+
+#[test]
+fn events_published_after_their_day_closed_are_counted_late() {
+    let mut events = stream(&[]);
+    // Hold back every 50th event of the first month by two days.
+    let held: Vec<IncidentEvent> = events
+        .iter()
+        .step_by(50)
+        .take_while(|e| e.reported_at < START_MS + 30 * 86_400_000)
+        .cloned()
+        .collect();
+    let ids: std::collections::HashSet<&str> = held.iter().map(|e| e.event_id.as_str()).collect();
+    let mut delayed: Vec<(i64, IncidentEvent)> = events
+        .drain(..)
+        .map(|e| {
+            let at = if ids.contains(e.event_id.as_str()) {
+                e.reported_at + 2 * 86_400_000
+            } else {
+                e.reported_at
+            };
+            (at, e)
+        })
+        .collect();
+    delayed.sort_by_key(|(at, _)| *at);
+    let run = run(delayed.into_iter().map(|(_, e)| e), &[]);
+    assert_eq!(run.late, held.len());
+}
+
+const LOOPS: &str = r#"
+fn condition(g) { loop { } }
+#{ id: "loops", title: "Loops forever", severity: "low", group_by: ["route"] }
+"#;
+const HOARDS: &str = r#"
+fn condition(g) { let s = "x"; loop { s += s; } }
+#{ id: "hoards", title: "Builds a huge string", severity: "low", group_by: ["route"] }
+"#;
+const THROWS: &str = r#"
+fn condition(g) { throw "boom"; }
+#{ id: "throws", title: "Throws", severity: "low", group_by: ["route"] }
+"#;
+
+#[test]
+fn broken_rules_are_cut_off_and_the_others_fire_as_before() {
+    let events = stream(&["spike:AFG-IRN-NIMROZ@day=100,days=7,factor=4"]);
+    let alone = run(events.clone(), &[]);
+    let beside = run(
+        events,
+        &[
+            ("loops.rhai", LOOPS),
+            ("hoards.rhai", HOARDS),
+            ("throws.rhai", THROWS),
+        ],
+    );
+    assert_eq!(
+        of(&beside.transitions, "route_spike"),
+        of(&alone.transitions, "route_spike")
+    );
+    for (id, kind) in [("loops", "operations"), ("hoards", ""), ("throws", "boom")] {
+        let errors: Vec<&String> = beside
+            .errors
+            .iter()
+            .filter(|e| e.starts_with(&format!("{id}: ")))
+            .collect();
+        assert!(!errors.is_empty(), "{id} was not cut off");
+        assert!(errors[0].contains(kind), "{}", errors[0]);
+    }
+    // Backing off: far fewer errors than days times routes.
+    assert!(beside.errors.len() < 200, "{} errors", beside.errors.len());
+}
