@@ -40,6 +40,9 @@ pub enum Command {
     /// Generate a realistic RELEC incident stream (seeded, deterministic) to a file, the
     /// ingest API, or Kafka.
     Simulate(SimulateArgs),
+    /// Work with rule files: check them before they go live.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Measure parts of relec on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -165,4 +168,14 @@ pub struct SimulateArgs {
     /// Events per request or producer batch.
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Compile and lint every rule in DIR (default rules/pack); report every problem with
+    /// its file, key or line:column, and exit 1 if there is any.
+    Check {
+        #[arg(default_value = "rules/pack")]
+        dir: PathBuf,
+    },
 }

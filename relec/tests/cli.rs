@@ -118,3 +118,37 @@ fn topics_create_against_the_real_broker_is_idempotent() {
     );
     assert!(incidents.contains("cleanup.policy=delete"), "{incidents}");
 }
+
+#[test]
+fn rules_check_passes_the_pack_and_names_each_problem() {
+    let pack = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/pack");
+    let out = relec(&["rules", "check", pack], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("route_spike"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("bad.rhai"),
+        "fn condition(g) { true }\n#{ id: \"Bad Id\", title: \"t\", severity: \"urgent\", group_by: [\"agency\"] }\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("syntax.rhai"),
+        "fn condition(g) { let x = ; }\n#{}\n",
+    )
+    .expect("write");
+    let out = relec(
+        &["rules", "check", dir.path().to_str().expect("utf-8")],
+        &[],
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    for part in [
+        "bad.rhai: id:",
+        "bad.rhai: severity:",
+        "bad.rhai: group_by[0]:",
+        "syntax.rhai:1:",
+    ] {
+        assert!(stderr.contains(part), "{part} missing from:\n{stderr}");
+    }
+}

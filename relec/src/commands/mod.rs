@@ -5,6 +5,7 @@ mod bench_ingest;
 mod config;
 mod ingest;
 mod publish;
+mod rules;
 mod simulate;
 mod topics;
 
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             telemetry::init_logs(&config.telemetry)?;
             publish::run(args, &config).await
         }
+        Command::Rules(command) => rules::run(command),
         Command::Simulate(args) => {
             let config = load(&cli.global)?;
             telemetry::init_logs(&config.telemetry)?;
