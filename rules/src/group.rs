@@ -19,6 +19,9 @@ pub struct Group {
     pub event: Option<Arc<IncidentEvent>>,
     /// How many days of buckets are kept; windows reaching further back see zeros.
     pub horizon_days: i64,
+    /// Days the stage has evaluated so far (1 on its first day): rules that look for
+    /// something new need enough history before "unseen" means anything.
+    pub history_days: i64,
 }
 
 /// What a condition returned: a plain `bool`, or a map with `fire` and optional `value`,

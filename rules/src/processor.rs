@@ -88,6 +88,8 @@ pub struct Processor {
     evaluated_through: Option<Day>,
     /// Latest `reported_at` seen.
     watermark: i64,
+    /// The first day this processor evaluated.
+    first_day: Option<Day>,
     seen: HashMap<String, Day>,
     alerts: BTreeMap<(String, Key), Tracked>,
     backoff: HashMap<String, Backoff>,
@@ -116,6 +118,7 @@ impl Processor {
             staging: BTreeMap::new(),
             evaluated_through: None,
             watermark: i64::MIN,
+            first_day: None,
             seen: HashMap::new(),
             alerts: BTreeMap::new(),
             backoff: HashMap::new(),
@@ -168,6 +171,7 @@ impl Processor {
 
         let reported = day_of(event.reported_at);
         let through = *self.evaluated_through.get_or_insert(reported - 1);
+        self.first_day.get_or_insert(reported);
         if reported <= through {
             // Its day was already evaluated: it counts from the next evaluation on.
             out.late = true;
@@ -310,6 +314,7 @@ impl Processor {
             labels: Arc::new(key.iter().cloned().collect()),
             event,
             horizon_days: self.settings.horizon_days,
+            history_days: self.first_day.map_or(1, |first| day - first + 1),
         };
         out.evaluations.push(rule.id.clone());
         match rule.evaluate(&self.engine, group) {

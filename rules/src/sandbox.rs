@@ -408,6 +408,7 @@ fn register_group(engine: &mut Engine) {
     });
 
     engine.register_get("now", |g: &mut Group| end_of(g.day));
+    engine.register_get("history_days", |g: &mut Group| g.history_days);
     engine.register_get("day", |g: &mut Group| template::date(g.day));
     engine.register_get("event", event);
     engine.register_fn("label", |g: &mut Group, name: &str| -> Res<String> {

@@ -111,6 +111,38 @@ fn route_spike_fires_on_the_spike_and_stays_quiet_on_the_baseline() {
 }
 
 #[test]
+fn route_shift_new_point_and_silence_fire_on_their_scenarios() {
+    let run = run(
+        stream(&[
+            "shift:AFG@from=AFG-IRN-NIMROZ,to=PAK-IRN-TAFTAN,day=100,days=14,fraction=0.3",
+            "new-point:TUR-DIYADIN-GREEN@day=110,share=0.2",
+            "silence:PAK-FIA@day=115,hours=96",
+        ]),
+        &[],
+    );
+    let firing = |rule: &str, label: &str| -> Vec<String> {
+        of(&run.transitions, rule)
+            .iter()
+            .filter(|a| a.status == AlertStatus::Firing)
+            .filter_map(|a| a.labels.get(label).cloned())
+            .collect()
+    };
+    let shifts = firing("route_shift", "route");
+    assert!(shifts.contains(&"PAK-IRN-TAFTAN".to_owned()), "{shifts:?}");
+    let shift = of(&run.transitions, "route_shift")[0];
+    assert_eq!(
+        shift.labels.get("nationality").map(String::as_str),
+        Some("AFG"),
+        "{shift:#?}"
+    );
+    assert_eq!(
+        firing("new_crossing_point", "crossing_point"),
+        ["TUR-DIYADIN-GREEN"]
+    );
+    assert_eq!(firing("reporting_silence", "agency"), ["PAK-FIA"]);
+}
+
+#[test]
 fn a_mass_casualty_event_is_an_immediate_critical_alert() {
     let run = run(
         stream(&["casualty:IRN-TUR-VAN@day=90,dead=12,missing=5"]),

@@ -68,5 +68,6 @@ pub fn group(
         labels: Arc::new(labels),
         event: event.map(Arc::new),
         horizon_days: 400,
+        history_days: 400,
     }
 }
