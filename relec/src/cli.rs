@@ -83,6 +83,17 @@ pub enum BenchCommand {
         #[arg(long)]
         registry: Option<String>,
     },
+    /// The rules engine without Kafka: events/s through one partition's processor with the
+    /// rule pack over the demo stream, and a rhai rule's cost per evaluation against the
+    /// same condition as native Rust.
+    Rules {
+        /// The rules directory.
+        #[arg(long, default_value = "rules/pack")]
+        dir: PathBuf,
+        /// Evaluations for the rhai-against-native comparison.
+        #[arg(long, default_value_t = 200_000)]
+        evaluations: u64,
+    },
     /// HTTP ingest rate against the bare producer rate of the same events, side by side on
     /// the configured cluster (use --brokers for a real one).
     Ingest {

@@ -22,6 +22,9 @@ pub async fn run(command: BenchCommand, config: &Config) -> anyhow::Result<ExitC
             seconds,
             registry,
         } => (records, seconds, registry),
+        BenchCommand::Rules { dir, evaluations } => {
+            return super::bench_rules::run(&dir, evaluations);
+        }
         BenchCommand::Ingest {
             events,
             batch,

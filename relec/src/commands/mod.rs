@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_ingest;
+mod bench_rules;
 mod config;
 mod ingest;
 mod publish;
