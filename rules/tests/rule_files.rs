@@ -27,9 +27,18 @@ fn the_pack_loads() {
     let (rules, errors) = load_dir(&engine(&Limits::default()), &common::pack_dir());
     assert!(errors.is_empty(), "{errors:?}");
     let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(ids, ["death_or_missing", "route_spike"]);
+    assert_eq!(
+        ids,
+        [
+            "death_or_missing",
+            "new_crossing_point",
+            "reporting_silence",
+            "route_shift",
+            "route_spike"
+        ]
+    );
 
-    let spike = &rules[1];
+    let spike = &rules[4];
     assert_eq!(spike.severity, Severity::High);
     assert_eq!(spike.group_by, ["route"]);
     assert_eq!(
