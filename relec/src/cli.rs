@@ -157,6 +157,10 @@ pub struct SimulateArgs {
     /// Multiplies every route's volume (1.0 is about 800 incidents a day).
     #[arg(long)]
     pub scale: Option<f64>,
+    /// Leave out the rare deaths and missing persons of ordinary traffic, so only a
+    /// casualty scenario produces any.
+    #[arg(long)]
+    pub no_background_casualties: bool,
     /// A scenario to inject, e.g. spike:AFG-IRN-NIMROZ@day=60,days=7,factor=4 (repeatable;
     /// the README lists every kind).
     #[arg(long = "scenario")]

@@ -118,7 +118,14 @@ impl<'a> Events<'a> {
             // another route's incidents, so runs with and without it compare exactly.
             let n = rng.poisson(plan.lambda);
             for _ in 0..n {
-                self.push(incident::draft(&mut rng, route, plan, day_ms, None));
+                let draft = incident::draft(&mut rng, route, plan, day_ms, None);
+                // Dropped, not redrawn: every other incident stays exactly as it was.
+                if !config.background_casualties
+                    && draft.category == IncidentCategory::DeathOrMissing
+                {
+                    continue;
+                }
+                self.push(draft);
             }
             if plan.extra_trafficking > 0.0 {
                 let mut rng = Rng::stream(config.seed, day, SURGE_KEY | route as u64);

@@ -44,6 +44,10 @@ pub struct SimConfig {
     pub scale: f64,
     /// Disturbances to inject, at days counted from `start_ms`.
     pub scenarios: Vec<Scenario>,
+    /// The rare deaths and missing persons of ordinary border traffic. Realistic streams
+    /// have them; a test of "any death" rules wants a baseline without any, so that only
+    /// a `casualty:` scenario produces one.
+    pub background_casualties: bool,
 }
 
 impl SimConfig {
@@ -154,7 +158,7 @@ const DEMO_START_MS: i64 = 1_756_684_800_000;
 pub fn demo() -> SimConfig {
     let scenarios = [
         "spike:AFG-IRN-NIMROZ@day=60,days=7,factor=4",
-        "shift:AFG@from=AFG-IRN-NIMROZ,to=PAK-IRN-TAFTAN,day=70,days=14,fraction=0.3",
+        "shift:AFG@from=AFG-IRN-NIMROZ,to=PAK-IRN-TAFTAN,day=70,days=7,fraction=0.5",
         "new-point:TUR-DIYADIN-GREEN@day=75,share=0.2",
         "silence:PAK-FIA@day=80,hours=96",
         "casualty:IRN-TUR-VAN@day=90,dead=12,missing=5",
@@ -165,6 +169,7 @@ pub fn demo() -> SimConfig {
         start_ms: DEMO_START_MS,
         days: 120,
         scale: 1.0,
+        background_casualties: true,
         scenarios: scenarios
             .iter()
             .map(|s| s.parse().expect("demo scenario"))

@@ -18,6 +18,7 @@ fn config(seed: u64, days: u32, scenarios: &[&str]) -> SimConfig {
         days,
         scale: 1.0,
         scenarios: scenarios.iter().map(|s| s.parse().unwrap()).collect(),
+        background_casualties: true,
     }
 }
 
@@ -490,4 +491,20 @@ fn rate() {
         "{n} events in {seconds:.3} s: {:.0} events/s",
         n as f64 / seconds
     );
+}
+
+#[test]
+fn a_baseline_without_background_casualties_has_no_deaths() {
+    let mut quiet = config(5, 60, &[]);
+    quiet.background_casualties = false;
+    let quiet: Vec<_> = Simulation::new(quiet).events().collect();
+    assert!(quiet.iter().all(|e| e.dead == 0 && e.missing == 0));
+    let full: Vec<_> = Simulation::new(config(5, 60, &[])).events().collect();
+    let deaths = full
+        .iter()
+        .filter(|e| e.category == IncidentCategory::DeathOrMissing)
+        .count();
+    assert!(deaths > 0);
+    // Everything else is the same stream.
+    assert_eq!(quiet.len() + deaths, full.len());
 }

@@ -48,6 +48,7 @@ pub async fn run(
         days: 360,
         scale: (needed as f64 / 250_000.0).max(1.0),
         scenarios: Vec::new(),
+        background_casualties: true,
     })
     .events()
     .take(needed)

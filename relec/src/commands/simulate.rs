@@ -53,6 +53,7 @@ fn sim_config(args: &SimulateArgs) -> anyhow::Result<SimConfig> {
             days: 28,
             scale: 1.0,
             scenarios: Vec::new(),
+            background_casualties: true,
         }
     };
     if !args.demo || args.seed != 2026 {
@@ -68,6 +69,9 @@ fn sim_config(args: &SimulateArgs) -> anyhow::Result<SimConfig> {
     }
     if let Some(scale) = args.scale {
         c.scale = scale;
+    }
+    if args.no_background_casualties {
+        c.background_casualties = false;
     }
     for s in &args.scenarios {
         c.scenarios
