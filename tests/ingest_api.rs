@@ -3,12 +3,13 @@
 
 use std::collections::HashSet;
 
-use relec_ingest::{auth::generate_key, publisher::system_clock};
-use relec_plumbing::{Config, config::AgencyConfig, kafka::Kafka, telemetry::Telemetry};
+use relec_ingest::auth::generate_key;
+use relec_plumbing::{Config, config::AgencyConfig, kafka::Kafka};
 use relec_schemas::{IncidentEvent, Record, WireFormat, sample};
-use relec_tests::{RECEIVE_DEADLINE, assert_matches_openapi, broker, config, records_on, unique};
+use relec_tests::{
+    RECEIVE_DEADLINE, assert_matches_openapi, broker, config, records_on, start_ingest, unique,
+};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 struct Ingest {
     url: String,
@@ -34,23 +35,13 @@ async fn start() -> Ingest {
             key_sha256: tur_hash,
         },
     ];
-    let kafka = Kafka::connect(&config).expect("connect");
-    kafka.create_topics(&config.topics).await.expect("topics");
-    let api = relec_ingest::build(&config, &kafka, &Telemetry::new(), system_clock())
-        .await
-        .expect("build");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/v1/events", listener.local_addr().expect("addr"));
-    let stop = CancellationToken::new();
-    tokio::spawn(relec_ingest::serve(listener, api, stop.clone()));
+    let (kafka, url, stop) = start_ingest(&config).await;
     Ingest {
         url,
         irn_key,
         config,
         kafka,
-        _stop: stop.drop_guard(),
+        _stop: stop,
     }
 }
 

@@ -5,11 +5,10 @@
 
 use std::{collections::HashMap, process::Command, time::Duration};
 
-use relec_ingest::{auth::generate_key, publisher::system_clock};
-use relec_plumbing::{config::AgencyConfig, kafka::Kafka, telemetry::Telemetry};
+use relec_ingest::auth::generate_key;
+use relec_plumbing::config::AgencyConfig;
 use relec_schemas::{IncidentEvent, WireFormat, sample};
-use relec_tests::{RECEIVE_DEADLINE, broker, config, records_on, unique};
-use tokio_util::sync::CancellationToken;
+use relec_tests::{RECEIVE_DEADLINE, broker, config, records_on, start_ingest, unique};
 
 fn bed(action: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bed/kafka.sh");
@@ -51,18 +50,7 @@ async fn a_broker_outage_gives_503_and_loses_nothing() {
         countries: vec!["IRQ".into()],
         key_sha256: hash,
     }];
-    let kafka = Kafka::connect(&config).expect("connect");
-    kafka.create_topics(&config.topics).await.expect("topics");
-    let api = relec_ingest::build(&config, &kafka, &Telemetry::new(), system_clock())
-        .await
-        .expect("build");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/v1/events", listener.local_addr().expect("addr"));
-    let stop = CancellationToken::new();
-    tokio::spawn(relec_ingest::serve(listener, api, stop.clone()));
-    let _stop = stop.drop_guard();
+    let (kafka, url, _stop) = start_ingest(&config).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

@@ -26,11 +26,12 @@ pub fn window_days(text: &str) -> Result<i64, String> {
         .parse()
         .map_err(|_| format!("{text:?} is not a window like 7d, 8w or 72h"))?;
     let days = match unit {
-        "d" => n,
-        "w" => n * 7,
-        "h" => (n + 23) / 24,
+        "d" => Some(n),
+        "w" => n.checked_mul(7),
+        "h" => n.checked_add(23).map(|h| h / 24),
         _ => return Err(format!("{text:?}: the unit must be h, d or w")),
-    };
+    }
+    .ok_or_else(|| format!("{text:?} is too long a window"))?;
     if days < 1 {
         return Err(format!("{text:?} is shorter than a day"));
     }
@@ -52,5 +53,6 @@ mod tests {
         assert_eq!(window_days("72h"), Ok(3));
         assert!(window_days("7x").is_err());
         assert!(window_days("0d").is_err());
+        assert!(window_days(&format!("{}w", i64::MAX)).is_err());
     }
 }

@@ -118,3 +118,29 @@ pub fn assert_matches_openapi(
         "{method} {path} {status} body does not match the document: {errors:?}\n{body}"
     );
 }
+
+/// The ingest API for `config` on a loopback port of its own, its topics created first.
+/// Returns the cluster handle, the URL of `POST /v1/events`, and a guard that stops the
+/// server when dropped.
+pub async fn start_ingest(
+    config: &Config,
+) -> (
+    relec_plumbing::kafka::Kafka,
+    String,
+    tokio_util::sync::DropGuard,
+) {
+    let kafka = relec_plumbing::kafka::Kafka::connect(config).expect("connect");
+    kafka.create_topics(&config.topics).await.expect("topics");
+    let telemetry = relec_plumbing::telemetry::Telemetry::new();
+    let clock = relec_ingest::publisher::system_clock();
+    let api = relec_ingest::build(config, &kafka, &telemetry, clock)
+        .await
+        .expect("build");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/v1/events", listener.local_addr().expect("addr"));
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(relec_ingest::serve(listener, api, stop.clone()));
+    (kafka, url, stop.drop_guard())
+}
