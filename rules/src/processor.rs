@@ -32,6 +32,17 @@ fn grouping_id(rule: &Rule) -> GroupingId {
     (rule.group_by.clone(), rule.filter.clone())
 }
 
+/// The state `rule` sees for `key` (empty if the key has none yet), found without
+/// building a grouping id: this runs on every evaluation.
+fn state_of(groupings: &BTreeMap<GroupingId, Grouping>, rule: &Rule, key: &Key) -> Arc<KeyState> {
+    groupings
+        .iter()
+        .find(|(id, _)| id.0 == rule.group_by && id.1 == rule.filter)
+        .and_then(|(_, g)| g.keys.get(key))
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// How far evaluation trails the reports, and how long state is kept.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -59,6 +70,8 @@ pub struct Output {
 struct Grouping {
     breakdowns: Vec<String>,
     keys: BTreeMap<Key, Arc<KeyState>>,
+    /// A rule of this grouping: all share its filter, so it decides what an event adds.
+    filter: Option<Arc<Rule>>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,8 +143,13 @@ impl Processor {
     /// Swaps the rule set (hot reload). State of groupings no rule uses any more is kept
     /// until the horizon drops it, so a rule restored soon after finds its history.
     pub fn set_rules(&mut self, rules: Vec<Arc<Rule>>) {
+        // A grouping no rule uses any more stops taking events.
+        for g in self.groupings.values_mut() {
+            g.filter = None;
+        }
         for rule in &rules {
             let g = self.groupings.entry(grouping_id(rule)).or_default();
+            g.filter = Some(rule.clone());
             for b in &rule.breakdown {
                 if !g.breakdowns.contains(b) {
                     g.breakdowns.push(b.clone());
@@ -206,13 +224,12 @@ impl Processor {
 
     fn fold(&mut self, event: &IncidentEvent) -> BTreeSet<(GroupingId, Key)> {
         let mut touched = BTreeSet::new();
-        let rules = &self.rules;
         for (id, grouping) in &mut self.groupings {
-            // Every rule of a grouping has the same filter, so one match decides for all.
-            let Some(rule) = rules.iter().find(|r| grouping_id(r) == *id) else {
-                continue;
-            };
-            if !rule.matches(event) {
+            if !grouping
+                .filter
+                .as_ref()
+                .is_some_and(|rule| rule.matches(event))
+            {
                 continue;
             }
             for key in dims::keys(event, &id.0) {
@@ -302,12 +319,7 @@ impl Processor {
             backoff.skip -= 1;
             return None;
         }
-        let state = self
-            .groupings
-            .get(&grouping_id(rule))
-            .and_then(|g| g.keys.get(key))
-            .cloned()
-            .unwrap_or_default();
+        let state = state_of(&self.groupings, rule, key);
         let group = Group {
             state,
             day,
@@ -359,12 +371,7 @@ impl Processor {
         let labels: BTreeMap<String, String> = key.iter().cloned().collect();
         match change {
             Change::Fired { since } => {
-                let state = self
-                    .groupings
-                    .get(&grouping_id(rule))
-                    .and_then(|g| g.keys.get(key))
-                    .cloned()
-                    .unwrap_or_default();
+                let state = state_of(&self.groupings, rule, key);
                 let alert = firing_alert(rule, &labels, &state, since, day, verdict, event);
                 tracked.firing = Some(alert.clone());
                 out.transitions.push(alert);

@@ -493,15 +493,7 @@ mod metadata {
 
     const TRIGGERS: [Trigger; 3] = [Trigger::Event, Trigger::Daily, Trigger::Immediate];
 
-    const CATEGORIES: [IncidentCategory; 7] = [
-        IncidentCategory::IrregularCrossing,
-        IncidentCategory::Smuggling,
-        IncidentCategory::Trafficking,
-        IncidentCategory::DocumentFraud,
-        IncidentCategory::DeathOrMissing,
-        IncidentCategory::RefusalOfEntry,
-        IncidentCategory::Other,
-    ];
+    const CATEGORIES: [IncidentCategory; 7] = IncidentCategory::ALL;
 
     pub(super) struct Metadata {
         pub id: String,

@@ -66,6 +66,19 @@ pub enum IncidentCategory {
     Other,
 }
 
+impl IncidentCategory {
+    /// Every category, in the order of the Avro enum's symbols.
+    pub const ALL: [IncidentCategory; 7] = [
+        IncidentCategory::IrregularCrossing,
+        IncidentCategory::Smuggling,
+        IncidentCategory::Trafficking,
+        IncidentCategory::DocumentFraud,
+        IncidentCategory::DeathOrMissing,
+        IncidentCategory::RefusalOfEntry,
+        IncidentCategory::Other,
+    ];
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeoPoint {

@@ -17,15 +17,7 @@ const ROUTES: [&str; 5] = [
     "IRN-TUR-AGRI",
     "IRQ-TUR-HABUR",
 ];
-const CATEGORIES: [IncidentCategory; 7] = [
-    IncidentCategory::IrregularCrossing,
-    IncidentCategory::Smuggling,
-    IncidentCategory::Trafficking,
-    IncidentCategory::DocumentFraud,
-    IncidentCategory::DeathOrMissing,
-    IncidentCategory::RefusalOfEntry,
-    IncidentCategory::Other,
-];
+const CATEGORIES: [IncidentCategory; 7] = IncidentCategory::ALL;
 const DIRECTIONS: [Direction; 4] = [
     Direction::Entry,
     Direction::Exit,

@@ -6,15 +6,7 @@ use relec_schemas::{IncidentCategory, SourceReliability, Tlp};
 
 use super::geography::PointKind;
 
-pub(crate) const CATEGORIES: [IncidentCategory; 7] = [
-    IncidentCategory::IrregularCrossing,
-    IncidentCategory::Smuggling,
-    IncidentCategory::Trafficking,
-    IncidentCategory::DocumentFraud,
-    IncidentCategory::DeathOrMissing,
-    IncidentCategory::RefusalOfEntry,
-    IncidentCategory::Other,
-];
+pub(crate) const CATEGORIES: [IncidentCategory; 7] = IncidentCategory::ALL;
 
 /// Weights of `CATEGORIES` by kind of place. Apprehensions dominate the green border,
 /// document fraud and refusals happen where documents are checked, and deaths are rare
