@@ -107,7 +107,34 @@ impl Kafka {
                 }
             }
         }
+        let created: Vec<&str> = missing.iter().map(|s| s.name.as_str()).collect();
+        self.await_topics(&created).await?;
         Ok(outcomes)
+    }
+
+    /// Waits until the cluster's metadata shows every named topic with its partitions: the
+    /// controller acknowledges a create before every broker serves the topic, and a client
+    /// that starts in that gap would be told the topic does not exist.
+    async fn await_topics(&self, names: &[&str]) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + ADMIN_TIMEOUT;
+        loop {
+            let described = self.describe_topics(names).await?;
+            let pending: Vec<&str> = described
+                .iter()
+                .filter(|t| !t.exists || t.partitions == 0)
+                .map(|t| t.name.as_str())
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Topic {
+                    topic: pending.join(", "),
+                    reason: format!("created, but not visible in metadata after {ADMIN_TIMEOUT:?}"),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// Describes the named topics; one entry per name, in order, `exists: false` for absent
