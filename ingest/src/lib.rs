@@ -12,7 +12,7 @@ pub mod publisher;
 pub mod restore;
 pub mod screen;
 mod stage;
-pub mod validate;
+pub use relec_schemas::validate;
 
 pub use error::Error;
 pub use stage::{build, serve};

@@ -127,17 +127,20 @@ pub async fn bind(config: &TelemetryConfig) -> Result<TcpListener, Error> {
         })
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `shutdown`.
+/// Serves `/metrics`, `/healthz` and `/readyz`, and a stage's own `admin` routes, on
+/// `listener` until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     telemetry: Telemetry,
+    admin: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(telemetry);
+        .with_state(telemetry)
+        .merge(admin);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

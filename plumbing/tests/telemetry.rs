@@ -21,7 +21,12 @@ async fn serves_parseable_metrics_and_health() {
     events.with_label_values(&["accepted"]).inc_by(3);
     let ingest = t.health.component("ingest");
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(telemetry::serve(listener, t, shutdown.clone()));
+    let server = tokio::spawn(telemetry::serve(
+        listener,
+        t,
+        axum::Router::new(),
+        shutdown.clone(),
+    ));
 
     let base = format!("http://{addr}");
     let get = |path: &str| reqwest::get(format!("{base}{path}"));

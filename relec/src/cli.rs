@@ -40,9 +40,9 @@ pub enum Command {
     /// Generate a realistic RELEC incident stream (seeded, deterministic) to a file, the
     /// ingest API, or Kafka.
     Simulate(SimulateArgs),
-    /// Work with rule files: check them before they go live.
-    #[command(subcommand)]
-    Rules(RulesCommand),
+    /// Run the rules stage: evaluate the rules directory over the incidents and write alert
+    /// transitions, exactly once (or check rule files with `relec rules check`).
+    Rules(RulesArgs),
     /// Measure parts of relec on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -183,6 +183,12 @@ pub struct SimulateArgs {
     /// Events per request or producer batch.
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    #[command(subcommand)]
+    pub command: Option<RulesCommand>,
 }
 
 #[derive(Debug, Subcommand)]

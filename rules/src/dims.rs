@@ -20,10 +20,7 @@ pub fn value(event: &IncidentEvent, dim: &str) -> Option<String> {
         "route" => Some(event.route.clone()),
         "border_section" => event.border_section.clone(),
         "crossing_point" => event.crossing_point.clone(),
-        "category" => serde_json::to_value(event.category)
-            .ok()?
-            .as_str()
-            .map(str::to_owned),
+        "category" => Some(event.category.as_str().to_owned()),
         "reporting_country" => Some(event.reporting_country.clone()),
         "reporting_agency" => Some(event.reporting_agency.clone()),
         _ => None,

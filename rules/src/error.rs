@@ -12,6 +12,23 @@ pub enum Error {
     Rule(#[from] RuleError),
     #[error(transparent)]
     Eval(#[from] EvalError),
+    /// A changelog entry that cannot be read back (written by another version, or damaged).
+    #[error("changelog entry: {0}")]
+    ChangelogKey(#[from] serde_json::Error),
+    #[error("changelog value: {0}")]
+    ChangelogValue(#[from] postcard::Error),
+    #[error(transparent)]
+    Kafka(#[from] relec_plumbing::Error),
+    #[error("repartition partition {0} is not assigned to this instance")]
+    NotAssigned(i32),
+    #[error("{topic}: partitions {partitions:?} could not be read to their end in time")]
+    Restore { topic: String, partitions: Vec<i32> },
+    #[error(transparent)]
+    Schema(#[from] relec_schemas::Error),
+    #[error("the rules worker thread failed: {0}")]
+    Worker(String),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// Why a rule file could not be loaded. Every variant names the file, so a line of

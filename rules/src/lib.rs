@@ -6,13 +6,17 @@
 //! lateness, over the events *reported* by the end of D ("what was known that day"), so
 //! the same events give the same alerts however they were interleaved.
 
+pub mod checkpoint;
 pub mod dims;
 pub mod error;
+pub mod events;
 pub mod group;
 pub mod lifecycle;
 pub mod processor;
+pub mod reload;
 pub mod rule;
 pub mod sandbox;
+pub mod stage;
 pub mod state;
 pub mod template;
 pub mod time;

@@ -1,18 +1,21 @@
-//! The rules of one input partition, as pure logic: deduplicate by `event_id`, hold each
-//! event until the day it was reported closes (plus the allowed lateness), fold it into the
-//! state of every group key it belongs to, evaluate the rules for that day, and turn their
-//! verdicts into alert transitions. No I/O: the stage feeds it events and writes what it
-//! returns, so tests run it directly.
+//! The rules of one partition, as pure logic. Events arrive routed to a group key (see
+//! [`route_keys`]); the processor deduplicates them per key, holds each until the day it
+//! was reported closes (plus the allowed lateness), folds it into that key's state, evaluates
+//! the rules for that day, and turns their verdicts into alert transitions. No I/O: the
+//! stage feeds it events and writes what it returns, so tests run it directly. What changed
+//! since the last checkpoint is kept for the changelog (see `checkpoint.rs`).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Arc,
 };
 
 use relec_schemas::{Alert, AlertStatus, IncidentEvent, Tlp};
 use rhai::Engine;
+use serde::{Deserialize, Serialize};
 
 use crate::{
+    checkpoint::Entry,
     dims,
     group::{Group, Verdict},
     lifecycle::{self, Change, Phase},
@@ -26,10 +29,31 @@ pub type Key = Vec<(String, String)>;
 
 /// Rules with the same `group_by` and the same filter share one state per key; a rule
 /// with another filter counts other events, so it gets its own.
-type GroupingId = (Vec<String>, BTreeMap<String, Vec<String>>);
+pub type GroupingId = (Vec<String>, BTreeMap<String, Vec<String>>);
 
 fn grouping_id(rule: &Rule) -> GroupingId {
     (rule.group_by.clone(), rule.filter.clone())
+}
+
+/// Whether `key` is a key of `group_by` (its dimensions, in order).
+fn is_key_of(key: &Key, group_by: &[String]) -> bool {
+    key.len() == group_by.len() && key.iter().zip(group_by).all(|((d, _), g)| d == g)
+}
+
+/// Every group key `event` must reach: for each distinct `group_by` among the rules whose
+/// filter takes the event, its keys under that `group_by`. The stage routes a copy of the
+/// event to the partition of each key, so every key's state lives in one place.
+pub fn route_keys(rules: &[Arc<Rule>], event: &IncidentEvent) -> Vec<Key> {
+    let mut families: Vec<&[String]> = Vec::new();
+    for rule in rules {
+        if !families.contains(&rule.group_by.as_slice()) && rule.matches(event) {
+            families.push(&rule.group_by);
+        }
+    }
+    families
+        .into_iter()
+        .flat_map(|group_by| dims::keys(event, group_by))
+        .collect()
 }
 
 /// The state `rule` sees for `key` (empty if the key has none yet), found without
@@ -61,24 +85,44 @@ pub struct Output {
     pub late: bool,
     /// Rules that failed, with why; the rule backs off, the others carry on.
     pub errors: Vec<(String, EvalError)>,
-    /// Evaluations run, by rule id.
-    pub evaluations: Vec<String>,
+    /// Evaluations run: rule id and how long the evaluation took.
+    pub evaluations: Vec<(String, std::time::Duration)>,
 }
 
-/// All keys of one `group_by`.
+impl Output {
+    fn absorb(&mut self, other: Output) {
+        self.transitions.extend(other.transitions);
+        self.late |= other.late;
+        self.errors.extend(other.errors);
+        self.evaluations.extend(other.evaluations);
+    }
+}
+
+/// All keys of one grouping.
 #[derive(Debug, Default)]
-struct Grouping {
+pub(crate) struct Grouping {
     breakdowns: Vec<String>,
-    keys: BTreeMap<Key, Arc<KeyState>>,
+    pub(crate) keys: BTreeMap<Key, Arc<KeyState>>,
     /// A rule of this grouping: all share its filter, so it decides what an event adds.
     filter: Option<Arc<Rule>>,
 }
 
-#[derive(Debug, Clone)]
-struct Tracked {
+/// The alert of one rule and key, while it is pending or firing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Tracked {
     phase: Option<Phase>,
     /// The firing alert, so its resolution carries the same labels, handling and evidence.
     firing: Option<Alert>,
+}
+
+/// Where the processor is in event time.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Clock {
+    pub(crate) evaluated_through: Option<Day>,
+    /// Latest `reported_at` seen (or watermark received).
+    pub(crate) watermark: i64,
+    /// The first day this processor evaluated.
+    pub(crate) first_day: Option<Day>,
 }
 
 /// Skips a failing rule for a growing number of evaluations, so a broken rule costs little
@@ -95,17 +139,16 @@ pub struct Processor {
     engine: Arc<Engine>,
     rules: Vec<Arc<Rule>>,
     settings: Settings,
-    groupings: BTreeMap<GroupingId, Grouping>,
-    /// Events waiting for their report day to close, by report day.
-    staging: BTreeMap<Day, Vec<Arc<IncidentEvent>>>,
-    evaluated_through: Option<Day>,
-    /// Latest `reported_at` seen.
-    watermark: i64,
-    /// The first day this processor evaluated.
-    first_day: Option<Day>,
-    seen: HashMap<String, Day>,
-    alerts: BTreeMap<(String, Key), Tracked>,
+    pub(crate) groupings: BTreeMap<GroupingId, Grouping>,
+    /// Events waiting for their report day to close, by report day, with their key.
+    pub(crate) staging: BTreeMap<Day, Vec<(Key, Arc<IncidentEvent>)>>,
+    pub(crate) clock: Clock,
+    /// Digests of (key, event id) seen, by the event's day, for deduplication.
+    pub(crate) seen: BTreeMap<Day, HashSet<u64>>,
+    pub(crate) alerts: BTreeMap<(String, Key), Tracked>,
     backoff: HashMap<String, Backoff>,
+    /// Entries changed since the last checkpoint.
+    pub(crate) dirty: BTreeSet<Entry>,
 }
 
 impl std::fmt::Debug for Processor {
@@ -115,7 +158,7 @@ impl std::fmt::Debug for Processor {
                 "rules",
                 &self.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
             )
-            .field("evaluated_through", &self.evaluated_through)
+            .field("evaluated_through", &self.clock.evaluated_through)
             .field("keys", &self.keys())
             .finish()
     }
@@ -129,12 +172,15 @@ impl Processor {
             settings,
             groupings: BTreeMap::new(),
             staging: BTreeMap::new(),
-            evaluated_through: None,
-            watermark: i64::MIN,
-            first_day: None,
-            seen: HashMap::new(),
+            clock: Clock {
+                evaluated_through: None,
+                watermark: i64::MIN,
+                first_day: None,
+            },
+            seen: BTreeMap::new(),
             alerts: BTreeMap::new(),
             backoff: HashMap::new(),
+            dirty: BTreeSet::new(),
         };
         p.set_rules(rules);
         p
@@ -177,77 +223,129 @@ impl Processor {
             .sum()
     }
 
+    /// Alerts held, pending and firing.
+    pub fn alert_counts(&self) -> (usize, usize) {
+        self.alerts
+            .values()
+            .fold((0, 0), |(p, f), t| match t.phase {
+                Some(Phase::Pending { .. }) => (p + 1, f),
+                Some(Phase::Firing { .. }) => (p, f + 1),
+                None => (p, f),
+            })
+    }
+
+    /// The latest report time seen: the processor's event-time clock.
+    pub fn watermark(&self) -> i64 {
+        self.clock.watermark
+    }
+
+    /// The last day evaluated, if any.
+    pub fn evaluated_through(&self) -> Option<Day> {
+        self.clock.evaluated_through
+    }
+
+    /// Processes a whole event: a copy for each of its [`route_keys`], as if all keys lived
+    /// in this processor (one partition, tests, benchmarks).
     pub fn process(&mut self, event: IncidentEvent) -> Output {
+        let keys = route_keys(&self.rules, &event);
+        let copies = keys.len();
+        let event = Arc::new(event);
+        let mut out = Output::default();
+        let mut duplicates = 0;
+        for key in keys {
+            let o = self.process_keyed(key, event.clone());
+            duplicates += usize::from(o.duplicate);
+            out.absorb(o);
+        }
+        out.duplicate = copies > 0 && duplicates == copies;
+        out
+    }
+
+    /// Processes the copy of `event` routed to `key`.
+    pub fn process_keyed(&mut self, key: Key, event: Arc<IncidentEvent>) -> Output {
         let mut out = Output::default();
         let occurred = day_of(event.occurred_at);
-        if self.seen.insert(event.event_id.clone(), occurred).is_some() {
+        if !self
+            .seen
+            .entry(occurred)
+            .or_default()
+            .insert(digest(&key, &event.event_id))
+        {
             out.duplicate = true;
             return out;
         }
-        let event = Arc::new(event);
-        self.immediate(&event, &mut out);
+        self.dirty.insert(Entry::Seen(occurred));
+        self.immediate(&key, &event, &mut out);
 
         let reported = day_of(event.reported_at);
-        let through = *self.evaluated_through.get_or_insert(reported - 1);
-        self.first_day.get_or_insert(reported);
+        let through = *self.clock.evaluated_through.get_or_insert(reported - 1);
+        self.clock.first_day.get_or_insert(reported);
         if reported <= through {
             // Its day was already evaluated: it counts from the next evaluation on.
             out.late = true;
-            self.fold(&event);
+            self.fold(&key, &event);
         } else {
             self.staging
                 .entry(reported)
                 .or_default()
-                .push(event.clone());
+                .push((key, event.clone()));
+            self.dirty.insert(Entry::Staged(reported));
         }
-        self.watermark = self.watermark.max(event.reported_at);
-        while let Some(next) = self.evaluated_through.map(|d| d + 1)
-            && end_of(next) + self.settings.lateness_ms <= self.watermark
-        {
-            self.close_day(next, &mut out);
-        }
+        let now = self.clock.watermark.max(event.reported_at);
+        self.advance(now, &mut out);
         out
     }
 
-    /// Evaluates every open day whose end has passed `now_ms` + lateness, for streams that
-    /// went quiet (a reporting-silence rule needs days to close with no events at all).
+    /// Evaluates every open day whose end has passed `now_ms` + lateness: for partitions
+    /// that went quiet while others did not, and for days with no events at all (a
+    /// reporting-silence rule needs them to close).
     pub fn advance_to(&mut self, now_ms: i64) -> Output {
         let mut out = Output::default();
-        self.watermark = self.watermark.max(now_ms);
-        while let Some(next) = self.evaluated_through.map(|d| d + 1)
-            && end_of(next) + self.settings.lateness_ms <= self.watermark
-        {
-            self.close_day(next, &mut out);
-        }
+        self.advance(now_ms, &mut out);
         out
     }
 
-    fn fold(&mut self, event: &IncidentEvent) -> BTreeSet<(GroupingId, Key)> {
-        let mut touched = BTreeSet::new();
+    fn advance(&mut self, now_ms: i64, out: &mut Output) {
+        if now_ms > self.clock.watermark {
+            self.clock.watermark = now_ms;
+        }
+        self.dirty.insert(Entry::Clock);
+        while let Some(next) = self.clock.evaluated_through.map(|d| d + 1)
+            && end_of(next) + self.settings.lateness_ms <= self.clock.watermark
+        {
+            self.close_day(next, out);
+        }
+    }
+
+    fn fold(&mut self, key: &Key, event: &IncidentEvent) -> Vec<GroupingId> {
+        let mut touched = Vec::new();
         for (id, grouping) in &mut self.groupings {
-            if !grouping
-                .filter
-                .as_ref()
-                .is_some_and(|rule| rule.matches(event))
+            if !is_key_of(key, &id.0)
+                || !grouping
+                    .filter
+                    .as_ref()
+                    .is_some_and(|rule| rule.matches(event))
             {
                 continue;
             }
-            for key in dims::keys(event, &id.0) {
-                let state = grouping.keys.entry(key.clone()).or_default();
-                Arc::make_mut(state).add(event, &grouping.breakdowns);
-                touched.insert((id.clone(), key));
-            }
+            let state = grouping.keys.entry(key.clone()).or_default();
+            Arc::make_mut(state).add(event, &grouping.breakdowns);
+            self.dirty.insert(Entry::State(id.clone(), key.clone()));
+            touched.push(id.clone());
         }
         touched
     }
 
     fn close_day(&mut self, day: Day, out: &mut Output) {
-        let mut touched = BTreeSet::new();
+        let mut touched: BTreeSet<(GroupingId, Key)> = BTreeSet::new();
         let due: Vec<Day> = self.staging.range(..=day).map(|(d, _)| *d).collect();
         for d in due {
-            for event in self.staging.remove(&d).unwrap_or_default() {
-                touched.extend(self.fold(&event));
+            for (key, event) in self.staging.remove(&d).unwrap_or_default() {
+                for id in self.fold(&key, &event) {
+                    touched.insert((id, key.clone()));
+                }
             }
+            self.dirty.insert(Entry::Staged(d));
         }
         let rules = self.rules.clone();
         for rule in &rules {
@@ -283,25 +381,25 @@ impl Processor {
                 }
             }
         }
-        self.evaluated_through = Some(day);
+        self.clock.evaluated_through = Some(day);
         self.prune(day);
     }
 
-    fn immediate(&mut self, event: &Arc<IncidentEvent>, out: &mut Output) {
+    fn immediate(&mut self, key: &Key, event: &Arc<IncidentEvent>, out: &mut Output) {
         let rules: Vec<Arc<Rule>> = self
             .rules
             .iter()
-            .filter(|r| r.trigger == Trigger::Immediate && r.matches(event))
+            .filter(|r| {
+                r.trigger == Trigger::Immediate && is_key_of(key, &r.group_by) && r.matches(event)
+            })
             .cloned()
             .collect();
         let day = day_of(event.occurred_at);
         for rule in rules {
-            for key in dims::keys(event, &rule.group_by) {
-                if let Some(verdict) = self.evaluate(&rule, &key, day, Some(event.clone()), out)
-                    && verdict.fire
-                {
-                    self.step(&rule, &key, day, &verdict, Some(event), out);
-                }
+            if let Some(verdict) = self.evaluate(&rule, key, day, Some(event.clone()), out)
+                && verdict.fire
+            {
+                self.step(&rule, key, day, &verdict, Some(event), out);
             }
         }
     }
@@ -326,10 +424,12 @@ impl Processor {
             labels: Arc::new(key.iter().cloned().collect()),
             event,
             horizon_days: self.settings.horizon_days,
-            history_days: self.first_day.map_or(1, |first| day - first + 1),
+            history_days: self.clock.first_day.map_or(1, |first| day - first + 1),
         };
-        out.evaluations.push(rule.id.clone());
-        match rule.evaluate(&self.engine, group) {
+        let started = std::time::Instant::now();
+        let result = rule.evaluate(&self.engine, group);
+        out.evaluations.push((rule.id.clone(), started.elapsed()));
+        match result {
             Ok(verdict) => {
                 *backoff = Backoff::default();
                 Some(verdict)
@@ -359,24 +459,24 @@ impl Processor {
                 phase: None,
                 firing: None,
             });
-        let Some(change) = lifecycle::step(
+        let before = tracked.phase;
+        let change = lifecycle::step(
             &mut tracked.phase,
             day,
             verdict.fire,
             rule.for_days,
             rule.keep_firing_days,
-        ) else {
-            return;
-        };
+        );
         let labels: BTreeMap<String, String> = key.iter().cloned().collect();
         match change {
-            Change::Fired { since } => {
+            None => {}
+            Some(Change::Fired { since }) => {
                 let state = state_of(&self.groupings, rule, key);
                 let alert = firing_alert(rule, &labels, &state, since, day, verdict, event);
                 tracked.firing = Some(alert.clone());
                 out.transitions.push(alert);
             }
-            Change::Resolved { on, .. } => {
+            Some(Change::Resolved { on, .. }) => {
                 if let Some(mut alert) = tracked.firing.take() {
                     alert.status = AlertStatus::Resolved;
                     alert.ends_at = Some(on * DAY_MS);
@@ -386,20 +486,47 @@ impl Processor {
                 }
             }
         }
+        let entry = (rule.id.clone(), key.clone());
+        if change.is_some() || before != tracked.phase {
+            self.dirty
+                .insert(Entry::Alert(entry.0.clone(), entry.1.clone()));
+        }
         if tracked.phase.is_none() && tracked.firing.is_none() {
-            self.alerts.remove(&(rule.id.clone(), key.clone()));
+            self.alerts.remove(&entry);
         }
     }
 
     fn prune(&mut self, day: Day) {
         let oldest = day - self.settings.horizon_days + 1;
-        for grouping in self.groupings.values_mut() {
-            for state in grouping.keys.values_mut() {
-                Arc::make_mut(state).prune(oldest);
+        for (id, grouping) in &mut self.groupings {
+            for (key, state) in &mut grouping.keys {
+                if Arc::make_mut(state).prune(oldest) {
+                    self.dirty.insert(Entry::State(id.clone(), key.clone()));
+                }
             }
         }
-        self.seen.retain(|_, d| *d >= oldest);
+        while let Some((&d, _)) = self.seen.first_key_value()
+            && d < oldest
+        {
+            self.seen.remove(&d);
+            self.dirty.insert(Entry::Seen(d));
+        }
     }
+}
+
+/// What deduplication remembers of one routed copy: a digest of its key and event id.
+fn digest(key: &Key, event_id: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (d, v) in key {
+        h.update(d.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    h.update(event_id.as_bytes());
+    let bytes: [u8; 8] = h.finalize()[..8].try_into().expect("8 bytes");
+    u64::from_le_bytes(bytes)
 }
 
 fn firing_alert(

@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use relec_schemas::IncidentEvent;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FLOAT, INT, Map, OptimizationLevel};
 
 use crate::{
@@ -377,27 +378,88 @@ fn days_since_seen(g: &mut Group) -> Dynamic {
 
 /// The event as a map of its fields, as in its JSON form (absent options are `()`).
 fn event(g: &mut Group) -> Dynamic {
-    match &g.event {
-        Some(event) => serde_json::to_value(&**event).map_or(Dynamic::UNIT, json),
-        None => Dynamic::UNIT,
-    }
+    g.event
+        .as_deref()
+        .map_or(Dynamic::UNIT, |e| Dynamic::from_map(event_map(e)))
 }
 
-fn json(value: serde_json::Value) -> Dynamic {
-    use serde_json::Value;
-    match value {
-        Value::Null => Dynamic::UNIT,
-        Value::Bool(b) => b.into(),
-        Value::Number(n) => n.as_i64().map_or_else(
-            || n.as_f64().unwrap_or(FLOAT::NAN).into(),
-            Dynamic::from_int,
-        ),
-        Value::String(s) => s.into(),
-        Value::Array(a) => a.into_iter().map(json).collect::<Array>().into(),
-        Value::Object(o) => {
-            Dynamic::from_map(o.into_iter().map(|(k, v)| (k.into(), json(v))).collect())
+/// Built field by field rather than through `serde_json::Value`: immediate rules read
+/// `g.event` on every event, and the detour through JSON was most of their cost. The
+/// test `event_map_is_the_json_form` holds the two to the same map.
+fn event_map(e: &IncidentEvent) -> Map {
+    fn int(n: impl Into<INT>) -> Dynamic {
+        Dynamic::from_int(n.into())
+    }
+    fn text(s: &str) -> Dynamic {
+        s.into()
+    }
+    fn opt_text(s: &Option<String>) -> Dynamic {
+        s.as_deref().map_or(Dynamic::UNIT, text)
+    }
+    // JSON has no NaN or infinity: serde_json makes them `null`.
+    fn float(x: f64) -> Dynamic {
+        if x.is_finite() {
+            Dynamic::from_float(x)
+        } else {
+            Dynamic::UNIT
         }
     }
+    let location = e.location.map_or(Dynamic::UNIT, |p| {
+        Dynamic::from_map(Map::from([
+            ("lat".into(), float(p.lat)),
+            ("lon".into(), float(p.lon)),
+        ]))
+    });
+    let nationalities: Array = e
+        .nationalities
+        .iter()
+        .map(|n| {
+            Dynamic::from_map(Map::from([
+                ("nationality".into(), text(&n.nationality)),
+                ("count".into(), int(n.count)),
+                ("minors".into(), int(n.minors)),
+            ]))
+        })
+        .collect();
+    let attributes: Map = e
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.as_str().into(), text(v)))
+        .collect();
+    Map::from([
+        ("event_id".into(), text(&e.event_id)),
+        ("reporting_agency".into(), text(&e.reporting_agency)),
+        ("reporting_country".into(), text(&e.reporting_country)),
+        ("occurred_at".into(), int(e.occurred_at)),
+        ("reported_at".into(), int(e.reported_at)),
+        ("category".into(), text(e.category.as_str())),
+        ("route".into(), text(&e.route)),
+        ("border_section".into(), opt_text(&e.border_section)),
+        ("crossing_point".into(), opt_text(&e.crossing_point)),
+        ("location".into(), location),
+        (
+            "direction".into(),
+            e.direction.map_or(Dynamic::UNIT, |d| text(d.as_str())),
+        ),
+        ("persons".into(), int(e.persons)),
+        ("nationalities".into(), nationalities.into()),
+        ("facilitators".into(), int(e.facilitators)),
+        ("victims".into(), int(e.victims)),
+        ("dead".into(), int(e.dead)),
+        ("missing".into(), int(e.missing)),
+        ("modus_operandi".into(), opt_text(&e.modus_operandi)),
+        (
+            "source_reliability".into(),
+            text(e.source_reliability.as_str()),
+        ),
+        (
+            "information_credibility".into(),
+            int(e.information_credibility),
+        ),
+        ("handling".into(), text(e.handling.as_str())),
+        ("notes".into(), opt_text(&e.notes)),
+        ("attributes".into(), Dynamic::from_map(attributes)),
+    ])
 }
 
 fn register_group(engine: &mut Engine) {
@@ -573,5 +635,133 @@ pub mod stats {
 
     pub fn min(values: &[f64]) -> f64 {
         values.iter().copied().reduce(f64::min).unwrap_or(0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use relec_schemas::{
+        Direction, GeoPoint, IncidentCategory, IncidentEvent, NationalityCount, SourceReliability,
+        Tlp, sample,
+    };
+    use rhai::{Array, Dynamic, FLOAT, Map};
+
+    use super::event_map;
+
+    /// How `g.event` was built before `event_map`: through the event's JSON form.
+    fn via_json(event: &IncidentEvent) -> Dynamic {
+        json(serde_json::to_value(event).expect("events serialise"))
+    }
+
+    fn json(value: serde_json::Value) -> Dynamic {
+        use serde_json::Value;
+        match value {
+            Value::Null => Dynamic::UNIT,
+            Value::Bool(b) => b.into(),
+            Value::Number(n) => n.as_i64().map_or_else(
+                || n.as_f64().unwrap_or(FLOAT::NAN).into(),
+                Dynamic::from_int,
+            ),
+            Value::String(s) => s.into(),
+            Value::Array(a) => a.into_iter().map(json).collect::<Array>().into(),
+            Value::Object(o) => {
+                Dynamic::from_map(o.into_iter().map(|(k, v)| (k.into(), json(v))).collect())
+            }
+        }
+    }
+
+    /// A `Dynamic` spelt out with the type of every value, since `Dynamic` has no `==`
+    /// and `1` and `1.0` must not pass for each other.
+    fn shape(value: &Dynamic) -> String {
+        if let Some(map) = value.read_lock::<Map>() {
+            let fields: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", shape(v)))
+                .collect();
+            format!("#{{{}}}", fields.join(", "))
+        } else if let Some(array) = value.read_lock::<Array>() {
+            let items: Vec<String> = array.iter().map(shape).collect();
+            format!("[{}]", items.join(", "))
+        } else {
+            format!("{}({value:?})", value.type_name())
+        }
+    }
+
+    fn assert_same(event: &IncidentEvent) {
+        let expected = shape(&via_json(event));
+        assert_eq!(
+            shape(&Dynamic::from_map(event_map(event))),
+            expected,
+            "{event:?}"
+        );
+    }
+
+    #[test]
+    fn event_map_is_the_json_form_of_sample_events() {
+        for seed in 0..4 {
+            for i in 0..250 {
+                assert_same(&sample::incident(seed, i));
+            }
+        }
+    }
+
+    #[test]
+    fn event_map_is_the_json_form_with_every_field_set() {
+        let mut e = sample::incident(7, 1);
+        e.border_section = Some("SECTION-1".to_owned());
+        e.crossing_point = Some("CP-9".to_owned());
+        e.location = Some(GeoPoint {
+            lat: 37.0,
+            lon: -44.125,
+        });
+        e.modus_operandi = Some("on foot".to_owned());
+        e.notes = Some("گروه ۱۲ نفره".to_owned());
+        e.nationalities = vec![
+            NationalityCount {
+                nationality: "AFG".to_owned(),
+                count: 3,
+                minors: 1,
+            },
+            NationalityCount {
+                nationality: "SYR".to_owned(),
+                count: 0,
+                minors: 0,
+            },
+        ];
+        e.attributes = [("vehicle", "truck"), ("", "empty key"), ("x", "")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into();
+        (e.dead, e.missing, e.persons) = (-1, i32::MAX, i32::MIN);
+        e.occurred_at = i64::MIN;
+        for (n, category) in IncidentCategory::ALL.into_iter().enumerate() {
+            e.category = category;
+            e.direction = Some(Direction::ALL[n % Direction::ALL.len()]);
+            e.source_reliability = SourceReliability::ALL[n % SourceReliability::ALL.len()];
+            e.handling = Tlp::ALL[n % Tlp::ALL.len()];
+            assert_same(&e);
+        }
+    }
+
+    #[test]
+    fn event_map_is_the_json_form_with_nothing_optional_set() {
+        let mut e = sample::incident(7, 2);
+        (e.border_section, e.crossing_point, e.location, e.direction) = (None, None, None, None);
+        (e.modus_operandi, e.notes) = (None, None);
+        e.nationalities.clear();
+        e.attributes.clear();
+        assert_same(&e);
+    }
+
+    /// JSON cannot hold a NaN or infinite coordinate, so `g.event` has always shown it as `()`.
+    #[test]
+    fn event_map_shows_unrepresentable_coordinates_as_unit() {
+        let mut e = sample::incident(7, 3);
+        e.location = Some(GeoPoint {
+            lat: f64::NAN,
+            lon: f64::INFINITY,
+        });
+        assert_same(&e);
+        let location = event_map(&e)["location"].clone_cast::<rhai::Map>();
+        assert!(location["lat"].is_unit() && location["lon"].is_unit());
     }
 }

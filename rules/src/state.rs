@@ -227,7 +227,24 @@ impl KeyState {
     }
 
     /// Drops buckets older than `oldest`; first/last seen are kept, they are small.
-    pub fn prune(&mut self, oldest: Day) {
+    /// Drops buckets of days before `oldest`; true if there were any.
+    pub fn prune(&mut self, oldest: Day) -> bool {
+        let stale = self
+            .days
+            .first_key_value()
+            .is_some_and(|(d, _)| *d < oldest)
+            || self
+                .meta
+                .first_key_value()
+                .is_some_and(|(d, _)| *d < oldest)
+            || self
+                .subs
+                .values()
+                .flat_map(|s| s.values())
+                .any(|days| days.first_key_value().is_some_and(|(d, _)| *d < oldest));
+        if !stale {
+            return false;
+        }
         self.days = self.days.split_off(&oldest);
         self.meta = self.meta.split_off(&oldest);
         for subs in self.subs.values_mut() {
@@ -236,6 +253,7 @@ impl KeyState {
             }
             subs.retain(|_, days| !days.is_empty());
         }
+        true
     }
 
     /// Buckets held, for the state-size metric.

@@ -2,11 +2,11 @@
 //! the scenarios and stays quiet on the baseline, arrival order within the lateness does not
 //! change the alerts, later events are counted, and broken rules do not disturb the others.
 
-use std::{path::Path, sync::Arc};
+use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use relec_ingest::simulate::{SimConfig, Simulation};
 use relec_rules::{
-    processor::{Processor, Settings},
+    processor::{Processor, Settings, route_keys},
     rule::{Rule, load_dir},
     sandbox::{Limits, engine},
 };
@@ -265,4 +265,97 @@ fn broken_rules_are_cut_off_and_the_others_fire_as_before() {
     }
     // Backing off: far fewer errors than days times routes.
     assert!(beside.errors.len() < 200, "{} errors", beside.errors.len());
+}
+
+/// Transitions in a fixed order, for runs whose partitions interleave differently.
+fn sorted(mut t: Vec<Alert>) -> Vec<Alert> {
+    t.sort_by(|a, b| {
+        (a.generated_at, &a.fingerprint, a.status as u8).cmp(&(
+            b.generated_at,
+            &b.fingerprint,
+            b.status as u8,
+        ))
+    });
+    t
+}
+
+#[test]
+fn keys_split_over_partitions_give_the_alerts_of_one() {
+    let events = stream(&[
+        "spike:AFG-IRN-NIMROZ@day=100,days=7,factor=4",
+        "silence:PAK-FIA@day=115,hours=96",
+        "casualty:IRN-TUR-VAN@day=90,dead=12,missing=5",
+    ]);
+    let whole = run(events.clone(), &[]);
+    let (engine, rules) = rules(&[]);
+    let mut parts: Vec<Processor> = (0..3)
+        .map(|_| Processor::new(engine.clone(), rules.clone(), SETTINGS))
+        .collect();
+    let mut transitions = Vec::new();
+    let mut last = 0;
+    for e in events {
+        last = last.max(e.reported_at);
+        let e = Arc::new(e);
+        for key in route_keys(&rules, &e) {
+            let p = key.iter().map(|(_, v)| v.len()).sum::<usize>() % parts.len();
+            transitions.extend(parts[p].process_keyed(key, e.clone()).transitions);
+        }
+        // The stage's watermark markers: every partition learns how far reports have got.
+        for p in &mut parts {
+            transitions.extend(p.advance_to(e.reported_at).transitions);
+        }
+    }
+    for p in &mut parts {
+        transitions.extend(p.advance_to(last + 2 * 86_400_000).transitions);
+    }
+    assert!(!whole.transitions.is_empty());
+    assert_eq!(sorted(transitions), sorted(whole.transitions));
+}
+
+#[test]
+fn restoring_from_the_changelog_continues_as_if_nothing_happened() {
+    let events = stream(&[
+        "spike:AFG-IRN-NIMROZ@day=100,days=7,factor=4",
+        "casualty:IRN-TUR-VAN@day=90,dead=12,missing=5",
+    ]);
+    let whole = run(events.clone(), &[]);
+    let (engine, rules) = rules(&[]);
+    // The compacted changelog: the latest value per key.
+    let mut changelog: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut p = Processor::new(engine.clone(), rules.clone(), SETTINGS);
+    let (mut committed, mut pending) = (Vec::new(), Vec::new());
+    let mut position = 0; // committed input offset
+    let mut i = 0;
+    let (mut crashes, mut crashed_at) = (0, 0);
+    while i < events.len() {
+        pending.extend(p.process(events[i].clone()).transitions);
+        i += 1;
+        if i % 997 == 0 {
+            // Commit: the changelog and the transitions with the input position.
+            for (k, v) in p.checkpoint().expect("checkpoint") {
+                match v {
+                    Some(v) => changelog.insert(k, v),
+                    None => changelog.remove(&k),
+                };
+            }
+            committed.append(&mut pending);
+            position = i;
+        } else if i % 1409 == 0 && i > crashed_at {
+            // Crash: what was not committed is lost, a new processor restores and the
+            // input is read again from the committed position.
+            crashes += 1;
+            crashed_at = i;
+            pending.clear();
+            p = Processor::new(engine.clone(), rules.clone(), SETTINGS);
+            for (k, v) in &changelog {
+                p.restore(k, Some(v)).expect("restore");
+            }
+            i = position;
+        }
+    }
+    committed.append(&mut pending);
+    let last = events.iter().map(|e| e.reported_at).max().unwrap_or(0);
+    committed.extend(p.advance_to(last + 2 * 86_400_000).transitions);
+    assert!(crashes >= 5, "{crashes} crashes");
+    assert_eq!(committed, whole.transitions);
 }

@@ -77,6 +77,20 @@ impl IncidentCategory {
         IncidentCategory::RefusalOfEntry,
         IncidentCategory::Other,
     ];
+
+    /// The Avro symbol, which is also the JSON form; cheaper than going through serde
+    /// on every event.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IrregularCrossing => "IRREGULAR_CROSSING",
+            Self::Smuggling => "SMUGGLING",
+            Self::Trafficking => "TRAFFICKING",
+            Self::DocumentFraud => "DOCUMENT_FRAUD",
+            Self::DeathOrMissing => "DEATH_OR_MISSING",
+            Self::RefusalOfEntry => "REFUSAL_OF_ENTRY",
+            Self::Other => "OTHER",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -94,6 +108,26 @@ pub enum Direction {
     Exit,
     Transit,
     Unknown,
+}
+
+impl Direction {
+    /// Every direction, in the order of the Avro enum's symbols.
+    pub const ALL: [Direction; 4] = [
+        Direction::Entry,
+        Direction::Exit,
+        Direction::Transit,
+        Direction::Unknown,
+    ];
+
+    /// The Avro symbol, which is also the JSON form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Entry => "ENTRY",
+            Self::Exit => "EXIT",
+            Self::Transit => "TRANSIT",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,4 +149,96 @@ pub enum SourceReliability {
     D,
     E,
     F,
+}
+
+impl SourceReliability {
+    /// Every grade, in the order of the Avro enum's symbols.
+    pub const ALL: [SourceReliability; 6] = [
+        SourceReliability::A,
+        SourceReliability::B,
+        SourceReliability::C,
+        SourceReliability::D,
+        SourceReliability::E,
+        SourceReliability::F,
+    ];
+
+    /// The Avro symbol, which is also the JSON form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::B => "B",
+            Self::C => "C",
+            Self::D => "D",
+            Self::E => "E",
+            Self::F => "F",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+    use serde_json::Value;
+
+    use super::{Direction, IncidentCategory, SourceReliability};
+    use crate::Tlp;
+
+    fn serde_name(value: impl Serialize) -> String {
+        match serde_json::to_value(value).expect("serialises") {
+            Value::String(s) => s,
+            other => panic!("not a string: {other}"),
+        }
+    }
+
+    /// The symbols of the enum type `name`, wherever it is declared in `schema`.
+    fn avro_symbols(schema: &Value, name: &str) -> Option<Vec<String>> {
+        match schema {
+            Value::Object(o)
+                if o.get("type") == Some(&Value::from("enum"))
+                    && o.get("name") == Some(&Value::from(name)) =>
+            {
+                let symbols = o.get("symbols")?.as_array()?;
+                symbols
+                    .iter()
+                    .map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            }
+            Value::Object(o) => o.values().find_map(|v| avro_symbols(v, name)),
+            Value::Array(a) => a.iter().find_map(|v| avro_symbols(v, name)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn names_agree_with_serde() {
+        for c in IncidentCategory::ALL {
+            assert_eq!(c.as_str(), serde_name(c));
+        }
+        for d in Direction::ALL {
+            assert_eq!(d.as_str(), serde_name(d));
+        }
+        for r in SourceReliability::ALL {
+            assert_eq!(r.as_str(), serde_name(r));
+        }
+    }
+
+    /// `ALL` lists every symbol of the schema, in its order, so nothing iterating it
+    /// (samples, validation messages) misses a variant added later.
+    #[test]
+    fn all_is_every_avro_symbol_in_order() {
+        let schema: Value =
+            serde_json::from_str(include_str!("../avro/incident_event/v1.avsc")).expect("avsc");
+        let symbols =
+            |name| avro_symbols(&schema, name).unwrap_or_else(|| panic!("no enum {name}"));
+        assert_eq!(
+            symbols("IncidentCategory"),
+            IncidentCategory::ALL.map(IncidentCategory::as_str)
+        );
+        assert_eq!(symbols("Direction"), Direction::ALL.map(Direction::as_str));
+        assert_eq!(
+            symbols("SourceReliability"),
+            SourceReliability::ALL.map(SourceReliability::as_str)
+        );
+        assert_eq!(symbols("Tlp"), Tlp::ALL.map(Tlp::as_str));
+    }
 }

@@ -10,6 +10,7 @@ mod registry;
 pub mod sample;
 mod set;
 mod tlp;
+pub mod validate;
 
 pub use alert::{Alert, AlertStatus, Severity};
 pub use codec::{Decoder, Encoder, WireFormat};

@@ -14,6 +14,28 @@ pub enum Tlp {
     Red,
 }
 
+impl Tlp {
+    /// Every code, least restrictive first.
+    pub const ALL: [Tlp; 5] = [
+        Tlp::Clear,
+        Tlp::Green,
+        Tlp::Amber,
+        Tlp::AmberStrict,
+        Tlp::Red,
+    ];
+
+    /// The Avro symbol, which is also the JSON form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Clear => "CLEAR",
+            Self::Green => "GREEN",
+            Self::Amber => "AMBER",
+            Self::AmberStrict => "AMBER_STRICT",
+            Self::Red => "RED",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Tlp;
@@ -23,5 +45,13 @@ mod tests {
         let codes = [Tlp::Green, Tlp::AmberStrict, Tlp::Clear, Tlp::Amber];
         assert_eq!(codes.into_iter().max(), Some(Tlp::AmberStrict));
         assert!(Tlp::Red > Tlp::AmberStrict);
+    }
+
+    #[test]
+    fn names_agree_with_serde() {
+        for tlp in Tlp::ALL {
+            let json = serde_json::to_value(tlp).expect("serialises");
+            assert_eq!(json.as_str(), Some(tlp.as_str()));
+        }
     }
 }

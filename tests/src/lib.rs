@@ -49,6 +49,8 @@ pub fn config(brokers: &str, format: WireFormat) -> Config {
     config.topics.incidents = TopicSpec::new(&format!("{run}.incidents"), 3, None);
     config.topics.incidents_rejected = TopicSpec::new(&format!("{run}.rejected"), 1, None);
     config.topics.alerts = TopicSpec::new(&format!("{run}.alerts"), 2, None);
+    config.topics.rules_repartition = TopicSpec::new(&format!("{run}.repartition"), 3, None);
+    config.topics.rules_changelog = TopicSpec::changelog(&format!("{run}.changelog"), 3);
     config
 }
 

@@ -297,6 +297,13 @@ pub struct TopicsConfig {
     pub incidents_rejected: TopicSpec,
     /// Alert transitions, keyed by fingerprint.
     pub alerts: TopicSpec,
+    /// Internal to the rules stage: incidents re-keyed by each group key rules use, so
+    /// every key's state lives in one partition. As many partitions as the stage may
+    /// have instances.
+    pub rules_repartition: TopicSpec,
+    /// Internal to the rules stage: its state, compacted, one partition per repartition
+    /// partition; read back on restart and rebalance.
+    pub rules_changelog: TopicSpec,
 }
 
 impl Default for TopicsConfig {
@@ -305,17 +312,21 @@ impl Default for TopicsConfig {
             incidents: TopicSpec::new("relec.incidents", 6, Some(days(400))),
             incidents_rejected: TopicSpec::new("relec.incidents.rejected", 1, Some(days(30))),
             alerts: TopicSpec::new("relec.alerts", 3, Some(days(400))),
+            rules_repartition: TopicSpec::new("relec.rules.repartition", 6, Some(days(7))),
+            rules_changelog: TopicSpec::changelog("relec.rules.changelog", 6),
         }
     }
 }
 
 impl TopicsConfig {
     /// Every topic with its config key, in a stable order.
-    pub fn all(&self) -> [(&'static str, &TopicSpec); 3] {
+    pub fn all(&self) -> [(&'static str, &TopicSpec); 5] {
         [
             ("incidents", &self.incidents),
             ("incidents_rejected", &self.incidents_rejected),
             ("alerts", &self.alerts),
+            ("rules_repartition", &self.rules_repartition),
+            ("rules_changelog", &self.rules_changelog),
         ]
     }
 }
@@ -358,6 +369,19 @@ impl TopicSpec {
             retention,
             compacted: false,
             configs: BTreeMap::new(),
+        }
+    }
+
+    /// A compacted topic kept forever whose closed segments are compacted within the
+    /// hour, so reading it back costs about the size of the state, not of its history.
+    pub fn changelog(name: &str, partitions: i32) -> Self {
+        Self {
+            compacted: true,
+            configs: BTreeMap::from([
+                ("segment.ms".to_owned(), "3600000".to_owned()),
+                ("min.cleanable.dirty.ratio".to_owned(), "0.1".to_owned()),
+            ]),
+            ..Self::new(name, partitions, None)
         }
     }
 

@@ -4,6 +4,7 @@
 mod ingest;
 mod kafka;
 mod problems;
+mod rules;
 mod secret;
 mod service;
 
@@ -17,6 +18,7 @@ pub use kafka::{
     SaslMechanism, SecurityProtocol, TlsConfig, TopicSpec, TopicsConfig,
 };
 pub use problems::{Problem, Problems, Validate, key};
+pub use rules::{RuleLimits, RulesConfig};
 pub use secret::Secret;
 pub use service::{LogFormat, ShutdownConfig, TelemetryConfig};
 
@@ -34,6 +36,7 @@ pub struct Config {
     pub topics: TopicsConfig,
     pub schema_registry: Option<RegistryConfig>,
     pub ingest: IngestConfig,
+    pub rules: RulesConfig,
     pub telemetry: TelemetryConfig,
     pub shutdown: ShutdownConfig,
 }
@@ -79,6 +82,7 @@ impl Config {
                 .remove("schema_registry")
                 .and_then(|v| section(v, "schema_registry", &mut problems)),
             ingest: defaulted(&mut table, "ingest", &mut problems),
+            rules: defaulted(&mut table, "rules", &mut problems),
             telemetry: defaulted(&mut table, "telemetry", &mut problems),
             shutdown: defaulted(&mut table, "shutdown", &mut problems),
         };
@@ -99,6 +103,7 @@ impl Validate for Config {
         self.kafka.validate("kafka", problems);
         self.topics.validate("topics", problems);
         self.ingest.validate("ingest", problems);
+        self.rules.validate("rules", problems);
         self.telemetry.validate("telemetry", problems);
         self.shutdown.validate("shutdown", problems);
         if let Some(registry) = &self.schema_registry {

@@ -10,8 +10,8 @@ mod topics;
 use std::{sync::Arc, time::Duration};
 
 use rdkafka::{
-    ClientConfig, admin::AdminClient, client::DefaultClientContext, consumer::StreamConsumer,
-    producer::FutureProducer,
+    ClientConfig, admin::AdminClient, client::DefaultClientContext, config::FromClientConfig,
+    consumer::StreamConsumer, producer::FutureProducer,
 };
 use relec_schemas::{Decoder, Encoder, Record, RegistryAuth, RegistryClient, WireFormat};
 
@@ -148,23 +148,58 @@ impl Kafka {
         Ok(c.create()?)
     }
 
-    /// A consumer in `group` that reads only committed transactions and commits only the
-    /// offsets the caller stored after processing (`enable.auto.offset.store=false`).
-    pub fn consumer(&self, role: &str, group: &str) -> Result<StreamConsumer, Error> {
+    /// A transactional producer (`transactional.id` = `id`): what it sends becomes visible
+    /// to read_committed consumers only when its transaction commits, together with the
+    /// consumer offsets sent to the transaction. A new producer with the same id fences the
+    /// old one off and aborts what it left open.
+    pub fn transactional_producer<P: FromClientConfig>(
+        &self,
+        role: &str,
+        id: &str,
+    ) -> Result<P, Error> {
+        let p = &self.config.producer;
+        let mut c = self.client_config(role);
+        c.set("transactional.id", id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", p.compression.as_librdkafka())
+            .set("linger.ms", p.linger.as_millis().to_string())
+            .set(
+                "transaction.timeout.ms",
+                p.delivery_timeout.as_millis().max(1000).to_string(),
+            );
+        reapply_overrides(&mut c, &self.config);
+        Ok(c.create()?)
+    }
+
+    /// Consumer settings for `group`: read_committed, from the earliest offset when the
+    /// group has none, committing nothing by itself; for consumers that commit their
+    /// offsets in a transaction, or store them as [`Kafka::consumer`] does.
+    pub fn consumer_config(&self, role: &str, group: &str) -> ClientConfig {
         let k = &self.config.consumer;
         let mut c = self.client_config(role);
         c.set("group.id", group)
-            .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false")
-            .set(
-                "auto.commit.interval.ms",
-                k.commit_interval.as_millis().to_string(),
-            )
+            .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
             .set(
                 "session.timeout.ms",
                 k.session_timeout.as_millis().to_string(),
+            );
+        reapply_overrides(&mut c, &self.config);
+        c
+    }
+
+    /// A consumer in `group` that reads only committed transactions and commits only the
+    /// offsets the caller stored after processing (`enable.auto.offset.store=false`).
+    pub fn consumer(&self, role: &str, group: &str) -> Result<StreamConsumer, Error> {
+        let k = &self.config.consumer;
+        let mut c = self.consumer_config(role, group);
+        c.set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set(
+                "auto.commit.interval.ms",
+                k.commit_interval.as_millis().to_string(),
             );
         reapply_overrides(&mut c, &self.config);
         Ok(c.create()?)

@@ -24,7 +24,7 @@ pub async fn run(command: Option<IngestCommand>, config: Config) -> anyhow::Resu
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let stage = Stage::start(&config).await?;
+    let stage = Stage::start(&config, axum::Router::new()).await?;
     let ready = stage.telemetry.health.component("ingest");
     let kafka = Kafka::connect(&config)?;
     let api = relec_ingest::build(&config, &kafka, &stage.telemetry, system_clock()).await?;

@@ -41,7 +41,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             telemetry::init_logs(&config.telemetry)?;
             publish::run(args, &config).await
         }
-        Command::Rules(command) => rules::run(command),
+        Command::Rules(args) => match args.command {
+            Some(command) => rules::check(command),
+            None => rules::run(load(&cli.global)?).await,
+        },
         Command::Simulate(args) => {
             let config = load(&cli.global)?;
             telemetry::init_logs(&config.telemetry)?;
@@ -76,16 +79,25 @@ pub struct Stage {
 }
 
 impl Stage {
-    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+    /// Starts logs and the telemetry listener, which also serves the stage's `admin` routes.
+    pub async fn start(config: &Config, admin: axum::Router) -> anyhow::Result<Self> {
         telemetry::init_logs(&config.telemetry)?;
-        let telemetry = Telemetry::new();
+        Self::start_with(config, Telemetry::new(), admin).await
+    }
+
+    /// [`Stage::start`] for a stage whose metrics are registered already.
+    pub async fn start_with(
+        config: &Config,
+        telemetry: Telemetry,
+        admin: axum::Router,
+    ) -> anyhow::Result<Self> {
         let shutdown = shutdown::on_signals();
         let listener = telemetry::bind(&config.telemetry).await?;
         tracing::info!(listen = %config.telemetry.listen, "serving /metrics, /healthz, /readyz");
         let mut tasks = JoinSet::new();
         let (t, s) = (telemetry.clone(), shutdown.clone());
         tasks.spawn(async move {
-            if let Err(e) = telemetry::serve(listener, t, s).await {
+            if let Err(e) = telemetry::serve(listener, t, admin, s).await {
                 tracing::error!(error = %e, "telemetry listener failed");
             }
         });

@@ -1,15 +1,39 @@
-//! `relec rules check`: what an analyst runs before a rule goes live.
+//! `relec rules`: the rules stage with its telemetry and admin listener, until SIGINT or
+//! SIGTERM; `relec rules check`: what an analyst runs before a rule goes live.
 
 use std::process::ExitCode;
 
+use relec_plumbing::{
+    Config,
+    kafka::Kafka,
+    telemetry::{self, Telemetry},
+};
 use relec_rules::{
     rule::load_dir,
     sandbox::{Limits, engine},
+    stage::RulesStage,
 };
 
+use super::Stage;
 use crate::cli::RulesCommand;
 
-pub fn run(command: RulesCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
+    // Logs are on before the stage loads rules and reports what it refused.
+    telemetry::init_logs(&config.telemetry)?;
+    let telemetry = Telemetry::new();
+    let kafka = Kafka::connect(&config)?;
+    let rules = RulesStage::build(&config, &kafka, &telemetry.registry).await?;
+    let stage = Stage::start_with(&config, telemetry, rules.admin()).await?;
+    let ready = stage.telemetry.health.component("rules");
+    tracing::info!(brokers = kafka.bootstrap_servers(), dir = %config.rules.dir.display(), "rules stage running");
+    ready.set(true);
+    let result = rules.run(stage.shutdown.clone()).await;
+    stage.stop().await;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn check(command: RulesCommand) -> anyhow::Result<ExitCode> {
     let RulesCommand::Check { dir } = command;
     anyhow::ensure!(
         dir.is_dir(),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use relec_schemas::IncidentEvent;
+use crate::IncidentEvent;
 use serde::Serialize;
 
 /// One offending field.
@@ -186,7 +186,7 @@ fn not_iso3(code: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use relec_schemas::{GeoPoint, NationalityCount, sample};
+    use crate::{GeoPoint, NationalityCount, sample};
 
     use super::*;
 

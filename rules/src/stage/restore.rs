@@ -1,0 +1,84 @@
+//! Reading state back: each assigned partition's processor is rebuilt by applying its
+//! changelog partition from the beginning to the end, read_committed, so only state that
+//! was committed together with its offsets and alerts comes back.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
+
+use rdkafka::{
+    Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+    error::KafkaError,
+};
+use relec_plumbing::kafka::Kafka;
+
+use crate::{error::Error, processor::Processor};
+
+use super::worker::TXN_TIMEOUT;
+
+/// A restored processor and the size of each of its changelog entries.
+pub(crate) type Restored = (Processor, HashMap<Vec<u8>, usize>);
+
+/// Rebuilds the processors of `partitions` from `topic`. An open transaction of a former
+/// owner holds the end back until it is committed or aborted, so this waits up to the
+/// transaction timeout plus a margin.
+pub(crate) fn restore(
+    kafka: &Kafka,
+    topic: &str,
+    partitions: &[i32],
+    new: impl Fn() -> Processor,
+) -> Result<BTreeMap<i32, Restored>, Error> {
+    let consumer: BaseConsumer = kafka
+        .client_config("rules-restore")
+        .set("group.id", "relec-rules-restore")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .map_err(kafka_error)?;
+    let mut assignment = TopicPartitionList::new();
+    for &p in partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(kafka_error)?;
+    }
+    consumer.assign(&assignment).map_err(kafka_error)?;
+    let mut restored: BTreeMap<i32, Restored> = partitions
+        .iter()
+        .map(|&p| (p, (new(), HashMap::new())))
+        .collect();
+    let mut open: Vec<i32> = partitions.to_vec();
+    let deadline = Instant::now() + TXN_TIMEOUT * 2;
+    while !open.is_empty() {
+        if Instant::now() > deadline {
+            return Err(Error::Restore {
+                topic: topic.to_owned(),
+                partitions: open,
+            });
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => open.retain(|o| *o != p),
+            Some(Err(e)) => tracing::warn!(error = %e, "changelog read error; retrying"),
+            Some(Ok(m)) => {
+                let Some((processor, sizes)) = restored.get_mut(&m.partition()) else {
+                    continue;
+                };
+                let key = m.key().unwrap_or_default();
+                processor.restore(key, m.payload())?;
+                match m.payload() {
+                    Some(v) => sizes.insert(key.to_vec(), key.len() + v.len()),
+                    None => sizes.remove(key),
+                };
+            }
+        }
+    }
+    Ok(restored)
+}
+
+fn kafka_error(e: KafkaError) -> Error {
+    Error::Kafka(relec_plumbing::Error::Kafka(e))
+}

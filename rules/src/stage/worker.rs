@@ -1,0 +1,571 @@
+//! The rules stage's consume-process-produce loop, on its own thread. One consumer reads
+//! `relec.incidents` and the repartition topic in one group; one transactional producer
+//! writes re-keyed incidents, alerts and changelog records. Every `commit_interval` the
+//! changed state is checkpointed and the whole transaction (outputs, state, offsets of
+//! both topics) commits at once, so after a crash or a rebalance the input is read again
+//! exactly from where the committed state and alerts left off.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use prometheus::IntGaugeVec;
+use rdkafka::{
+    ClientContext, Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance},
+    error::{KafkaError, RDKafkaErrorCode},
+    message::{BorrowedMessage, Header, Headers, OwnedHeaders},
+    producer::{BaseProducer, BaseRecord, Producer},
+    statistics::Statistics,
+};
+use relec_schemas::{Alert, AlertStatus, Decoder, Encoder, IncidentEvent, validate::validate};
+use rhai::Engine;
+use tokio::{runtime::Handle, sync::watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    error::Error,
+    events::RulesMetrics,
+    processor::{Key, Output, Processor, Settings, route_keys},
+    reload::RuleSet,
+    rule::Rule,
+};
+
+use super::restore::restore;
+
+/// Header of the watermark markers the router writes to every repartition partition.
+pub const WATERMARK_HEADER: &str = "relec.watermark";
+
+/// How long one poll waits for a record before the loop looks at commits and reloads.
+const POLL: Duration = Duration::from_millis(20);
+/// How long a transaction call may take before the worker gives up and starts over.
+pub(crate) const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Notes rebalances for the loop, and turns librdkafka's statistics into the lag gauge.
+pub(crate) struct Context {
+    rebalanced: AtomicBool,
+    lag: IntGaugeVec,
+}
+
+impl Context {
+    pub(crate) fn new(lag: IntGaugeVec) -> Self {
+        Self {
+            rebalanced: AtomicBool::new(false),
+            lag,
+        }
+    }
+}
+
+impl ClientContext for Context {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            let lag: i64 = t
+                .partitions
+                .values()
+                .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+                .map(|p| p.consumer_lag)
+                .sum();
+            self.lag.with_label_values(&[topic]).set(lag);
+        }
+    }
+}
+
+impl ConsumerContext for Context {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        self.rebalanced.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Topic names the worker reads and writes.
+#[derive(Debug, Clone)]
+pub(crate) struct Topics {
+    pub incidents: String,
+    pub repartition: String,
+    pub changelog: String,
+    pub alerts: String,
+}
+
+/// The state of one repartition partition.
+struct Shard {
+    processor: Processor,
+    /// Checkpointed size of each changelog entry, for the state-size gauge.
+    sizes: HashMap<Vec<u8>, usize>,
+    /// Changed since the last commit: an abort makes it stale.
+    touched: bool,
+}
+
+pub(crate) struct Worker {
+    pub kafka: relec_plumbing::kafka::Kafka,
+    pub producer: BaseProducer,
+    pub topics: Topics,
+    /// Partitions of the repartition (and changelog) topic.
+    pub partitions: i32,
+    pub rules: watch::Receiver<RuleSet>,
+    pub engine: Arc<Engine>,
+    pub settings: Settings,
+    pub decoder: Decoder<IncidentEvent>,
+    pub alerts: Arc<Encoder<Alert>>,
+    pub metrics: RulesMetrics,
+    pub runtime: Handle,
+    pub skew: Duration,
+    pub commit_interval: Duration,
+    pub advance_idle_after: Option<Duration>,
+    live: Vec<Arc<Rule>>,
+    shards: BTreeMap<i32, Shard>,
+    /// Latest report time routed, and the latest sent to the partitions as a marker.
+    routed_watermark: i64,
+    marked_watermark: i64,
+    last_input: Instant,
+    /// Something was consumed or produced since the last commit.
+    pending: bool,
+    last_commit: Instant,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        kafka: relec_plumbing::kafka::Kafka,
+        producer: BaseProducer,
+        topics: Topics,
+        partitions: i32,
+        rules: watch::Receiver<RuleSet>,
+        engine: Arc<Engine>,
+        settings: Settings,
+        alerts: Arc<Encoder<Alert>>,
+        metrics: RulesMetrics,
+        config: &relec_plumbing::config::RulesConfig,
+        skew: Duration,
+        runtime: Handle,
+    ) -> Self {
+        let decoder = Decoder::new(kafka.registry().cloned());
+        let live = rules.borrow().rules.to_vec();
+        Self {
+            kafka,
+            producer,
+            topics,
+            partitions,
+            rules,
+            engine,
+            settings,
+            decoder,
+            alerts,
+            metrics,
+            runtime,
+            skew,
+            commit_interval: config.commit_interval,
+            advance_idle_after: config.advance_idle_after,
+            live,
+            shards: BTreeMap::new(),
+            routed_watermark: i64::MIN,
+            marked_watermark: i64::MIN,
+            last_input: Instant::now(),
+            pending: false,
+            last_commit: Instant::now(),
+        }
+    }
+
+    /// Runs until `shutdown`, then commits what was done. An error means the transaction
+    /// was aborted (or the producer fenced): the caller starts a new worker, which picks
+    /// up from the last commit.
+    pub(crate) fn run(
+        &mut self,
+        consumer: &BaseConsumer<Context>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.producer
+            .init_transactions(TXN_TIMEOUT)
+            .map_err(kafka)?;
+        self.producer.begin_transaction().map_err(kafka)?;
+        let result = self.work(consumer, shutdown);
+        if result.is_err() {
+            self.metrics.aborts.inc();
+            let _ = self.producer.abort_transaction(TXN_TIMEOUT);
+        }
+        result
+    }
+
+    fn work(
+        &mut self,
+        consumer: &BaseConsumer<Context>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Error> {
+        loop {
+            if shutdown.is_cancelled() {
+                return self.commit(consumer);
+            }
+            self.reload();
+            let message = consumer.poll(POLL);
+            if consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
+                self.rebalanced(consumer)?;
+            }
+            match message {
+                None | Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                Some(Ok(m)) => {
+                    self.pending = true;
+                    if m.topic() == self.topics.incidents {
+                        self.route(&m)?;
+                    } else if m.topic() == self.topics.repartition {
+                        self.evaluate(consumer, &m)?;
+                    }
+                }
+            }
+            self.producer.poll(Duration::ZERO);
+            self.advance_idle();
+            if self.last_commit.elapsed() >= self.commit_interval {
+                self.commit(consumer)?;
+            }
+        }
+    }
+
+    /// Takes up a new rule set from the reloader.
+    fn reload(&mut self) {
+        if !self.rules.has_changed().unwrap_or(false) {
+            return;
+        }
+        let set = self.rules.borrow_and_update().clone();
+        self.live = set.rules.to_vec();
+        for shard in self.shards.values_mut() {
+            shard.processor.set_rules(self.live.clone());
+        }
+        tracing::info!(
+            generation = set.generation,
+            rules = self.live.len(),
+            "rule set taken up"
+        );
+    }
+
+    /// An incident from `relec.incidents`: a copy to the partition of each group key the
+    /// rules need (undecodable or invalid ones are counted and passed over; the ingest
+    /// screen keeps them in the rejected topic).
+    fn route(&mut self, m: &BorrowedMessage<'_>) -> Result<(), Error> {
+        self.last_input = Instant::now();
+        let payload = m.payload().unwrap_or_default();
+        let event = match self.decode(payload) {
+            Ok(e) => e,
+            Err(e) => {
+                self.skip(m, &e.to_string());
+                return Ok(());
+            }
+        };
+        // Checked against when the record was written, so a replay decides the same.
+        let written = m.timestamp().to_millis().unwrap_or(i64::MAX);
+        let problems = validate(&event, written, self.skew);
+        if let Some(first) = problems.first() {
+            self.skip(m, &format!("{}: {}", first.pointer, first.reason));
+            return Ok(());
+        }
+        self.routed_watermark = self.routed_watermark.max(event.reported_at);
+        for key in route_keys(&self.live, &event) {
+            let key = serde_json::to_vec(&key)?;
+            self.send(
+                BaseRecord::to(&self.topics.repartition)
+                    .key(key.as_slice())
+                    .payload(payload),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn skip(&self, m: &BorrowedMessage<'_>, reason: &str) {
+        self.metrics.events.with_label_values(&["skipped"]).inc();
+        tracing::warn!(
+            partition = m.partition(),
+            offset = m.offset(),
+            reason,
+            "incident skipped: it does not decode or validate"
+        );
+    }
+
+    /// A routed incident or a watermark marker on one repartition partition.
+    fn evaluate(
+        &mut self,
+        consumer: &BaseConsumer<Context>,
+        m: &BorrowedMessage<'_>,
+    ) -> Result<(), Error> {
+        let partition = m.partition();
+        if !self.shards.contains_key(&partition) {
+            // Assigned but not restored yet (a rebalance raced the poll).
+            self.rebalanced(consumer)?;
+        }
+        let marker = m.headers().and_then(|h| {
+            h.iter()
+                .find(|h| h.key == WATERMARK_HEADER)
+                .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse::<i64>().ok())
+        });
+        let out = if let Some(watermark) = marker {
+            self.shard(partition)?.processor.advance_to(watermark)
+        } else {
+            let payload = m.payload().unwrap_or_default();
+            let (key, event) = match (
+                serde_json::from_slice::<Key>(m.key().unwrap_or_default()),
+                self.decode(payload),
+            ) {
+                (Ok(key), Ok(event)) => (key, event),
+                (Err(e), _) => {
+                    self.skip(m, &format!("repartition key: {e}"));
+                    return Ok(());
+                }
+                (_, Err(e)) => {
+                    self.skip(m, &e.to_string());
+                    return Ok(());
+                }
+            };
+            let shard = self.shard(partition)?;
+            let behind = shard
+                .processor
+                .watermark()
+                .saturating_sub(event.reported_at);
+            let id = event.event_id.clone();
+            let out = shard.processor.process_keyed(key, Arc::new(event));
+            self.metrics.lateness.observe(behind.max(0) as f64 / 1000.0);
+            let outcome = if out.duplicate {
+                "duplicate"
+            } else if out.late {
+                tracing::info!(event_id = %id, behind_ms = behind, "late incident: its report day was evaluated already; it counts from the next day on");
+                "late"
+            } else {
+                "processed"
+            };
+            self.metrics.events.with_label_values(&[outcome]).inc();
+            out
+        };
+        self.shard(partition)?.touched = true;
+        self.emit(out)
+    }
+
+    fn shard(&mut self, partition: i32) -> Result<&mut Shard, Error> {
+        self.shards
+            .get_mut(&partition)
+            .ok_or_else(|| Error::NotAssigned(partition))
+    }
+
+    /// Writes a processor's transitions and counts its evaluations and errors.
+    fn emit(&mut self, out: Output) -> Result<(), Error> {
+        for (rule, took) in &out.evaluations {
+            self.metrics.evaluations.with_label_values(&[rule]).inc();
+            self.metrics
+                .evaluation_seconds
+                .with_label_values(&[rule])
+                .observe(took.as_secs_f64());
+        }
+        for (rule, error) in &out.errors {
+            self.metrics
+                .rule_errors
+                .with_label_values(&[rule, error.kind.as_str()])
+                .inc();
+            tracing::warn!(rule = %rule, error = %error, "rule evaluation failed; the rule backs off");
+        }
+        for alert in &out.transitions {
+            let status = match alert.status {
+                AlertStatus::Firing => "firing",
+                AlertStatus::Resolved => "resolved",
+            };
+            self.metrics.transitions.with_label_values(&[status]).inc();
+            tracing::info!(rule = %alert.rule_id, fingerprint = %alert.fingerprint, status, labels = ?alert.labels, "alert transition");
+            let payload = self.alerts.encode(alert)?;
+            self.send(
+                BaseRecord::to(&self.topics.alerts)
+                    .key(alert.fingerprint.as_bytes())
+                    .payload(payload.as_slice()),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn decode(&self, payload: &[u8]) -> Result<IncidentEvent, relec_schemas::Error> {
+        if payload.first() == Some(&0xC3) {
+            self.decoder.decode_single_object(payload)
+        } else {
+            self.runtime.block_on(self.decoder.decode(payload))
+        }
+    }
+
+    /// With no input for `advance_idle_after`, event time follows the wall clock.
+    fn advance_idle(&mut self) {
+        let Some(idle) = self.advance_idle_after else {
+            return;
+        };
+        if self.last_input.elapsed() < idle {
+            return;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        if now > self.routed_watermark {
+            self.routed_watermark = now;
+            self.pending = true;
+        }
+    }
+
+    /// Checkpoints the changed state, marks the partitions with the router's watermark,
+    /// and commits it all with the consumed offsets.
+    fn commit(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
+        self.last_commit = Instant::now();
+        if !self.pending {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut records = Vec::new();
+        for (&partition, shard) in &mut self.shards {
+            if shard.touched {
+                for (key, value) in shard.processor.checkpoint()? {
+                    match &value {
+                        Some(v) => shard.sizes.insert(key.clone(), key.len() + v.len()),
+                        None => shard.sizes.remove(&key),
+                    };
+                    records.push((partition, key, value));
+                }
+            }
+        }
+        for (partition, key, value) in &records {
+            let record = BaseRecord::to(&self.topics.changelog)
+                .key(key.as_slice())
+                .partition(*partition);
+            self.send(match value {
+                Some(v) => record.payload(v.as_slice()),
+                None => record,
+            })?;
+        }
+        if self.routed_watermark > self.marked_watermark {
+            let value = self.routed_watermark.to_string();
+            for partition in 0..self.partitions {
+                let headers = OwnedHeaders::new().insert(Header {
+                    key: WATERMARK_HEADER,
+                    value: Some(&value),
+                });
+                self.send(
+                    BaseRecord::<[u8], [u8]>::to(&self.topics.repartition)
+                        .partition(partition)
+                        .headers(headers),
+                )?;
+            }
+            self.marked_watermark = self.routed_watermark;
+        }
+        let mut offsets = TopicPartitionList::new();
+        for e in consumer.position().map_err(kafka)?.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                offsets
+                    .add_partition_offset(e.topic(), e.partition(), Offset::Offset(o))
+                    .map_err(kafka)?;
+            }
+        }
+        let group = consumer.group_metadata().ok_or(Error::NotAssigned(-1))?;
+        self.producer
+            .send_offsets_to_transaction(&offsets, &group, TXN_TIMEOUT)
+            .map_err(kafka)?;
+        self.producer
+            .commit_transaction(TXN_TIMEOUT)
+            .map_err(kafka)?;
+        self.producer.begin_transaction().map_err(kafka)?;
+        self.pending = false;
+        for shard in self.shards.values_mut() {
+            shard.touched = false;
+        }
+        self.metrics.commits.inc();
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.gauges();
+        Ok(())
+    }
+
+    fn gauges(&self) {
+        let m = &self.metrics;
+        let (mut keys, mut bytes, mut pending, mut firing) = (0, 0, 0, 0);
+        let mut watermark = i64::MIN;
+        for shard in self.shards.values() {
+            keys += shard.processor.keys();
+            bytes += shard.sizes.values().sum::<usize>();
+            let (p, f) = shard.processor.alert_counts();
+            pending += p;
+            firing += f;
+            watermark = watermark.max(shard.processor.watermark());
+        }
+        m.state_keys.set(keys as i64);
+        m.state_bytes.set(bytes as i64);
+        m.alerts.with_label_values(&["pending"]).set(pending as i64);
+        m.alerts.with_label_values(&["firing"]).set(firing as i64);
+        m.partitions.set(self.shards.len() as i64);
+        if watermark > 0 {
+            m.watermark.set(watermark / 1000);
+        }
+    }
+
+    /// After a rebalance: what was not committed is given up (the input is read again
+    /// from the committed offsets), shards no longer assigned are dropped, and newly
+    /// assigned ones, or ones changed since the commit, are read back from the changelog.
+    fn rebalanced(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
+        if self.pending {
+            self.metrics.aborts.inc();
+            self.producer
+                .abort_transaction(TXN_TIMEOUT)
+                .map_err(kafka)?;
+            self.producer.begin_transaction().map_err(kafka)?;
+            self.pending = false;
+        }
+        let assigned: Vec<i32> = consumer
+            .assignment()
+            .map_err(kafka)?
+            .elements()
+            .iter()
+            .filter(|e| e.topic() == self.topics.repartition)
+            .map(|e| e.partition())
+            .collect();
+        self.shards
+            .retain(|p, shard| assigned.contains(p) && !shard.touched);
+        let missing: Vec<i32> = assigned
+            .into_iter()
+            .filter(|p| !self.shards.contains_key(p))
+            .collect();
+        if !missing.is_empty() {
+            let started = Instant::now();
+            let restored = restore(&self.kafka, &self.topics.changelog, &missing, || {
+                Processor::new(self.engine.clone(), self.live.clone(), self.settings)
+            })?;
+            for (partition, (processor, sizes)) in restored {
+                self.shards.insert(
+                    partition,
+                    Shard {
+                        processor,
+                        sizes,
+                        touched: false,
+                    },
+                );
+            }
+            self.metrics.restores.inc_by(missing.len() as u64);
+            self.metrics
+                .restore_seconds
+                .observe(started.elapsed().as_secs_f64());
+            tracing::info!(partitions = ?missing, took = ?started.elapsed(), "state restored from the changelog");
+        }
+        self.gauges();
+        Ok(())
+    }
+
+    /// Enqueues a record, waiting while the producer's queue is full.
+    fn send(&self, mut record: BaseRecord<'_, [u8], [u8]>) -> Result<(), Error> {
+        let deadline = Instant::now() + TXN_TIMEOUT;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r))
+                    if Instant::now() < deadline =>
+                {
+                    record = r;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(kafka(e)),
+            }
+        }
+    }
+}
+
+fn kafka(e: KafkaError) -> Error {
+    Error::Kafka(relec_plumbing::Error::Kafka(e))
+}
