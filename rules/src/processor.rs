@@ -116,13 +116,26 @@ pub(crate) struct Tracked {
 }
 
 /// Where the processor is in event time.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Clock {
     pub(crate) evaluated_through: Option<Day>,
-    /// Latest `reported_at` seen (or watermark received).
+    /// How far event time has got: days whose end plus the lateness lie before it close.
     pub(crate) watermark: i64,
     /// The first day this processor evaluated.
     pub(crate) first_day: Option<Day>,
+    /// The input partitions' own watermarks, when events arrive routed from several (see
+    /// [`Processor::advance_source`]), and how many input partitions there are.
+    pub(crate) sources: BTreeMap<i32, Source>,
+    pub(crate) source_count: i32,
+}
+
+/// What the router reported about one input partition.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Source {
+    /// The latest report time routed from it.
+    pub(crate) watermark: i64,
+    /// Read to its end when reported: it holds nothing back.
+    pub(crate) idle: bool,
 }
 
 /// Skips a failing rule for a growing number of evaluations, so a broken rule costs little
@@ -173,9 +186,8 @@ impl Processor {
             groupings: BTreeMap::new(),
             staging: BTreeMap::new(),
             clock: Clock {
-                evaluated_through: None,
                 watermark: i64::MIN,
-                first_day: None,
+                ..Clock::default()
             },
             seen: BTreeMap::new(),
             alerts: BTreeMap::new(),
@@ -258,10 +270,13 @@ impl Processor {
             out.absorb(o);
         }
         out.duplicate = copies > 0 && duplicates == copies;
+        self.advance(event.reported_at, &mut out);
         out
     }
 
-    /// Processes the copy of `event` routed to `key`.
+    /// Processes the copy of `event` routed to `key`. Event time does not move: with
+    /// events routed from several input partitions, it moves with the slowest of them
+    /// ([`Processor::advance_source`]).
     pub fn process_keyed(&mut self, key: Key, event: Arc<IncidentEvent>) -> Output {
         let mut out = Output::default();
         let occurred = day_of(event.occurred_at);
@@ -291,7 +306,43 @@ impl Processor {
                 .push((key, event.clone()));
             self.dirty.insert(Entry::Staged(reported));
         }
-        let now = self.clock.watermark.max(event.reported_at);
+        out
+    }
+
+    /// Input partition `source` (of `count`) has been routed up to report time
+    /// `watermark`; `idle` if it was read to its end. Event time moves to the slowest
+    /// partition still being read (to the fastest when all are idle), once every
+    /// partition has reported: an event from a partition that lags behind is never late
+    /// because another one ran ahead.
+    pub fn advance_source(
+        &mut self,
+        source: i32,
+        count: i32,
+        watermark: i64,
+        idle: bool,
+    ) -> Output {
+        let clock = &mut self.clock;
+        clock.source_count = count;
+        clock.sources.retain(|s, _| *s < count);
+        let entry = clock
+            .sources
+            .entry(source)
+            .or_insert(Source { watermark, idle });
+        entry.watermark = entry.watermark.max(watermark);
+        entry.idle = idle;
+        let mut out = Output::default();
+        self.dirty.insert(Entry::Clock);
+        if clock.sources.len() < count as usize {
+            return out;
+        }
+        let sources = clock.sources.values();
+        let now = sources
+            .clone()
+            .filter(|s| !s.idle)
+            .map(|s| s.watermark)
+            .min()
+            .or_else(|| sources.map(|s| s.watermark).max())
+            .unwrap_or(i64::MIN);
         self.advance(now, &mut out);
         out
     }

@@ -167,7 +167,11 @@ impl Kafka {
             .set(
                 "transaction.timeout.ms",
                 p.delivery_timeout.as_millis().max(1000).to_string(),
-            );
+            )
+            // Adding a partition to a transaction right after the previous one committed is
+            // answered "concurrent transactions" until its markers are written; retry soon
+            // (the default 100 ms backoff would add that much to every commit).
+            .set("retry.backoff.ms", "5");
         reapply_overrides(&mut c, &self.config);
         Ok(c.create()?)
     }

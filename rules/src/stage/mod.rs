@@ -45,7 +45,8 @@ pub struct RulesStage {
     engine: Arc<rhai::Engine>,
     metrics: RulesMetrics,
     alerts: Arc<relec_schemas::Encoder<Alert>>,
-    partitions: i32,
+    /// Partitions of the repartition topic, and of the incidents topic.
+    partitions: (i32, i32),
 }
 
 impl std::fmt::Debug for RulesStage {
@@ -126,7 +127,10 @@ impl RulesStage {
             engine,
             metrics: RulesMetrics::register(registry)?,
             alerts: Arc::new(alerts),
-            partitions: repartition.partitions as i32,
+            partitions: (
+                repartition.partitions as i32,
+                described[0].partitions as i32,
+            ),
         })
     }
 
@@ -228,7 +232,10 @@ fn consumer(
     metrics: &RulesMetrics,
 ) -> Result<BaseConsumer<Context>, Error> {
     let mut c = kafka.consumer_config("rules", &config.rules.group);
-    c.set("statistics.interval.ms", "5000");
+    // The repartitioned copies become readable only when the transaction that wrote them
+    // commits; a broker holding an empty fetch for the default 500 ms would stall each hop.
+    c.set("statistics.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "10");
     let consumer: BaseConsumer<Context> = c
         .create_with_context(Context::new(metrics.lag.clone()))
         .map_err(relec_plumbing::Error::from)?;

@@ -8,7 +8,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -25,6 +25,7 @@ use rdkafka::{
 };
 use relec_schemas::{Alert, AlertStatus, Decoder, Encoder, IncidentEvent, validate::validate};
 use rhai::Engine;
+use serde::{Deserialize, Serialize};
 use tokio::{runtime::Handle, sync::watch};
 use tokio_util::sync::CancellationToken;
 
@@ -46,10 +47,12 @@ const POLL: Duration = Duration::from_millis(20);
 /// How long a transaction call may take before the worker gives up and starts over.
 pub(crate) const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Notes rebalances for the loop, and turns librdkafka's statistics into the lag gauge.
+/// Notes rebalances for the loop, and keeps librdkafka's statistics of how far behind
+/// each partition is (the lag gauge, and which input partitions are read to their end).
 pub(crate) struct Context {
     rebalanced: AtomicBool,
     lag: IntGaugeVec,
+    lags: Mutex<HashMap<(String, i32), i64>>,
 }
 
 impl Context {
@@ -57,22 +60,44 @@ impl Context {
         Self {
             rebalanced: AtomicBool::new(false),
             lag,
+            lags: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether the last statistics saw `topic`/`partition` read to its end.
+    fn caught_up(&self, topic: &str, partition: i32) -> bool {
+        let lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
+        lags.get(&(topic.to_owned(), partition)) == Some(&0)
     }
 }
 
 impl ClientContext for Context {
     fn stats(&self, statistics: Statistics) {
+        let mut lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
+        lags.clear();
         for (topic, t) in &statistics.topics {
-            let lag: i64 = t
-                .partitions
-                .values()
-                .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
-                .map(|p| p.consumer_lag)
-                .sum();
-            self.lag.with_label_values(&[topic]).set(lag);
+            let mut total = 0;
+            for p in t.partitions.values() {
+                if p.partition >= 0 && p.consumer_lag >= 0 {
+                    total += p.consumer_lag;
+                    lags.insert((topic.clone(), p.partition), p.consumer_lag);
+                }
+            }
+            self.lag.with_label_values(&[topic]).set(total);
         }
     }
+}
+
+/// What the router tells every repartition partition about one input partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marker {
+    /// The input partition, and how many there are.
+    pub source: i32,
+    pub of: i32,
+    /// The latest report time routed from it.
+    pub watermark: i64,
+    /// Read to its end: it holds event time back no longer.
+    pub idle: bool,
 }
 
 impl ConsumerContext for Context {
@@ -103,8 +128,9 @@ pub(crate) struct Worker {
     pub kafka: relec_plumbing::kafka::Kafka,
     pub producer: BaseProducer,
     pub topics: Topics,
-    /// Partitions of the repartition (and changelog) topic.
+    /// Partitions of the repartition (and changelog) topic, and of the incidents topic.
     pub partitions: i32,
+    pub sources: i32,
     pub rules: watch::Receiver<RuleSet>,
     pub engine: Arc<Engine>,
     pub settings: Settings,
@@ -117,9 +143,9 @@ pub(crate) struct Worker {
     pub advance_idle_after: Option<Duration>,
     live: Vec<Arc<Rule>>,
     shards: BTreeMap<i32, Shard>,
-    /// Latest report time routed, and the latest sent to the partitions as a marker.
-    routed_watermark: i64,
-    marked_watermark: i64,
+    /// Per assigned input partition: the latest report time routed, and the marker last
+    /// sent about it.
+    routed: BTreeMap<i32, (i64, Option<Marker>)>,
     last_input: Instant,
     /// Something was consumed or produced since the last commit.
     pending: bool,
@@ -132,7 +158,7 @@ impl Worker {
         kafka: relec_plumbing::kafka::Kafka,
         producer: BaseProducer,
         topics: Topics,
-        partitions: i32,
+        (partitions, sources): (i32, i32),
         rules: watch::Receiver<RuleSet>,
         engine: Arc<Engine>,
         settings: Settings,
@@ -149,6 +175,7 @@ impl Worker {
             producer,
             topics,
             partitions,
+            sources,
             rules,
             engine,
             settings,
@@ -161,8 +188,7 @@ impl Worker {
             advance_idle_after: config.advance_idle_after,
             live,
             shards: BTreeMap::new(),
-            routed_watermark: i64::MIN,
-            marked_watermark: i64::MIN,
+            routed: BTreeMap::new(),
             last_input: Instant::now(),
             pending: false,
             last_commit: Instant::now(),
@@ -260,7 +286,8 @@ impl Worker {
             self.skip(m, &format!("{}: {}", first.pointer, first.reason));
             return Ok(());
         }
-        self.routed_watermark = self.routed_watermark.max(event.reported_at);
+        let routed = self.routed.entry(m.partition()).or_insert((i64::MIN, None));
+        routed.0 = routed.0.max(event.reported_at);
         for key in route_keys(&self.live, &event) {
             let key = serde_json::to_vec(&key)?;
             self.send(
@@ -296,10 +323,12 @@ impl Worker {
         let marker = m.headers().and_then(|h| {
             h.iter()
                 .find(|h| h.key == WATERMARK_HEADER)
-                .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse::<i64>().ok())
+                .and_then(|h| serde_json::from_slice::<Marker>(h.value?).ok())
         });
-        let out = if let Some(watermark) = marker {
-            self.shard(partition)?.processor.advance_to(watermark)
+        let out = if let Some(m) = marker {
+            self.shard(partition)?
+                .processor
+                .advance_source(m.source, m.of, m.watermark, m.idle)
         } else {
             let payload = m.payload().unwrap_or_default();
             let (key, event) = match (
@@ -397,17 +426,35 @@ impl Worker {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        if now > self.routed_watermark {
-            self.routed_watermark = now;
-            self.pending = true;
+        for (watermark, _) in self.routed.values_mut() {
+            *watermark = (*watermark).max(now);
         }
+    }
+
+    /// Markers for the input partitions whose watermark or idleness changed.
+    fn markers(&mut self, consumer: &BaseConsumer<Context>) -> Vec<Marker> {
+        let mut changed = Vec::new();
+        for (&source, (watermark, sent)) in &mut self.routed {
+            let marker = Marker {
+                source,
+                of: self.sources,
+                watermark: *watermark,
+                idle: consumer.context().caught_up(&self.topics.incidents, source),
+            };
+            if *sent != Some(marker) {
+                *sent = Some(marker);
+                changed.push(marker);
+            }
+        }
+        changed
     }
 
     /// Checkpoints the changed state, marks the partitions with the router's watermark,
     /// and commits it all with the consumed offsets.
     fn commit(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
-        self.last_commit = Instant::now();
-        if !self.pending {
+        let markers = self.markers(consumer);
+        if !self.pending && markers.is_empty() {
+            self.last_commit = Instant::now();
             return Ok(());
         }
         let started = Instant::now();
@@ -432,8 +479,8 @@ impl Worker {
                 None => record,
             })?;
         }
-        if self.routed_watermark > self.marked_watermark {
-            let value = self.routed_watermark.to_string();
+        for marker in markers {
+            let value = serde_json::to_vec(&marker)?;
             for partition in 0..self.partitions {
                 let headers = OwnedHeaders::new().insert(Header {
                     key: WATERMARK_HEADER,
@@ -445,7 +492,6 @@ impl Worker {
                         .headers(headers),
                 )?;
             }
-            self.marked_watermark = self.routed_watermark;
         }
         let mut offsets = TopicPartitionList::new();
         for e in consumer.position().map_err(kafka)?.elements() {
@@ -467,6 +513,7 @@ impl Worker {
         for shard in self.shards.values_mut() {
             shard.touched = false;
         }
+        self.last_commit = Instant::now();
         self.metrics.commits.inc();
         self.metrics
             .commit_seconds
@@ -509,9 +556,26 @@ impl Worker {
             self.producer.begin_transaction().map_err(kafka)?;
             self.pending = false;
         }
-        let assigned: Vec<i32> = consumer
-            .assignment()
-            .map_err(kafka)?
+        let assignment = consumer.assignment().map_err(kafka)?;
+        tracing::info!(
+            partitions = ?assignment
+                .elements()
+                .iter()
+                .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                .collect::<Vec<_>>(),
+            "partitions assigned"
+        );
+        let inputs: Vec<i32> = assignment
+            .elements()
+            .iter()
+            .filter(|e| e.topic() == self.topics.incidents)
+            .map(|e| e.partition())
+            .collect();
+        self.routed.retain(|p, _| inputs.contains(p));
+        for p in inputs {
+            self.routed.entry(p).or_insert((i64::MIN, None));
+        }
+        let assigned: Vec<i32> = assignment
             .elements()
             .iter()
             .filter(|e| e.topic() == self.topics.repartition)
