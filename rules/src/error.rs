@@ -21,6 +21,16 @@ pub enum Error {
     Kafka(#[from] relec_plumbing::Error),
     #[error("repartition partition {0} is not assigned to this instance")]
     NotAssigned(i32),
+    /// A changelog record this version cannot read (written by an incompatible version,
+    /// or damaged): the stage does not start on state it cannot trust.
+    #[error("{topic}[{partition}]@{offset}: changelog entry {key} cannot be read: {reason}")]
+    Changelog {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        key: String,
+        reason: String,
+    },
     #[error("{topic}: partitions {partitions:?} could not be read to their end in time")]
     Restore { topic: String, partitions: Vec<i32> },
     #[error(transparent)]

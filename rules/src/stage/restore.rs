@@ -8,8 +8,8 @@ use std::{
 };
 
 use rdkafka::{
-    Message, Offset, TopicPartitionList,
-    consumer::{BaseConsumer, Consumer},
+    ClientContext, Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer, ConsumerContext},
     error::KafkaError,
 };
 use relec_plumbing::kafka::Kafka;
@@ -30,14 +30,14 @@ pub(crate) fn restore(
     partitions: &[i32],
     new: impl Fn() -> Processor,
 ) -> Result<BTreeMap<i32, Restored>, Error> {
-    let consumer: BaseConsumer = kafka
+    let consumer: BaseConsumer<EndsQuietly> = kafka
         .client_config("rules-restore")
         .set("group.id", "relec-rules-restore")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
-        .create()
+        .create_with_context(EndsQuietly)
         .map_err(kafka_error)?;
     let mut assignment = TopicPartitionList::new();
     for &p in partitions {
@@ -68,7 +68,15 @@ pub(crate) fn restore(
                     continue;
                 };
                 let key = m.key().unwrap_or_default();
-                processor.restore(key, m.payload())?;
+                processor
+                    .restore(key, m.payload())
+                    .map_err(|e| Error::Changelog {
+                        topic: topic.to_owned(),
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: String::from_utf8_lossy(key).into_owned(),
+                        reason: e.to_string(),
+                    })?;
                 match m.payload() {
                     Some(v) => sizes.insert(key.to_vec(), key.len() + v.len()),
                     None => sizes.remove(key),
@@ -78,6 +86,21 @@ pub(crate) fn restore(
     }
     Ok(restored)
 }
+
+/// Reaching a partition's end is how the reader knows it is done, not an error to log.
+struct EndsQuietly;
+
+impl ClientContext for EndsQuietly {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::debug!(reason, "changelog partition read to its end");
+        } else {
+            tracing::warn!(%error, reason, "changelog reader");
+        }
+    }
+}
+
+impl ConsumerContext for EndsQuietly {}
 
 fn kafka_error(e: KafkaError) -> Error {
     Error::Kafka(relec_plumbing::Error::Kafka(e))
