@@ -107,6 +107,32 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
+    /// Incidents/s through the rules stage with the whole rule pack against a bare consumer
+    /// decoding the same topic, side by side on the configured cluster (use --brokers for a
+    /// real one); then the figures of `bench rules`.
+    Stage {
+        /// The rules directory.
+        #[arg(long, default_value = "rules/pack")]
+        dir: PathBuf,
+        /// Days of the demo stream (the demo has 120, about 95,000 incidents).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Multiplies the demo stream's volume.
+        #[arg(long)]
+        scale: Option<f64>,
+        /// Partitions of the incidents, repartition and changelog topics.
+        #[arg(long, default_value_t = 6)]
+        partitions: i32,
+        /// Rounds of each path, alternating (bare, stage, bare, stage, ...).
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// The stage's commit interval, instead of the config's `rules.commit_interval`.
+        #[arg(long)]
+        commit_interval: Option<humantime::Duration>,
+        /// Evaluations for the rhai-against-native comparison; 0 skips `bench rules`.
+        #[arg(long, default_value_t = 200_000)]
+        evaluations: u64,
+    },
 }
 
 #[derive(Debug, Args)]

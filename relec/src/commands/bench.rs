@@ -32,6 +32,26 @@ pub async fn run(command: BenchCommand, config: &Config) -> anyhow::Result<ExitC
         } => {
             return super::bench_ingest::run(config, events, batch, concurrency).await;
         }
+        BenchCommand::Stage {
+            dir,
+            days,
+            scale,
+            partitions,
+            rounds,
+            commit_interval,
+            evaluations,
+        } => {
+            let options = super::bench_stage::Options {
+                dir,
+                days,
+                scale,
+                partitions,
+                rounds,
+                commit_interval: commit_interval.map(Into::into),
+                evaluations,
+            };
+            return super::bench_stage::run(config, options).await;
+        }
     };
     let events: Vec<IncidentEvent> = (0..records.max(1))
         .map(|i| sample::incident(42, i))

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_ingest;
 mod bench_rules;
+mod bench_stage;
 mod config;
 mod ingest;
 mod publish;

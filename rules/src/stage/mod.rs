@@ -235,7 +235,11 @@ fn consumer(
     // The repartitioned copies become readable only when the transaction that wrote them
     // commits; a broker holding an empty fetch for the default 500 ms would stall each hop.
     c.set("statistics.interval.ms", "1000")
-        .set("fetch.wait.max.ms", "10");
+        .set("fetch.wait.max.ms", "10")
+        // Eager assignment: a rebalance revokes every partition and assigns it again at its
+        // committed offset, which is what an aborted transaction needs (a cooperative
+        // protocol would leave kept partitions past what was committed).
+        .set("partition.assignment.strategy", "range,roundrobin");
     let consumer: BaseConsumer<Context> = c
         .create_with_context(Context::new(metrics.lag.clone()))
         .map_err(relec_plumbing::Error::from)?;

@@ -237,7 +237,7 @@ impl Worker {
                     if m.topic() == self.topics.incidents {
                         self.route(&m)?;
                     } else if m.topic() == self.topics.repartition {
-                        self.evaluate(consumer, &m)?;
+                        self.evaluate(&m)?;
                     }
                 }
             }
@@ -310,15 +310,12 @@ impl Worker {
     }
 
     /// A routed incident or a watermark marker on one repartition partition.
-    fn evaluate(
-        &mut self,
-        consumer: &BaseConsumer<Context>,
-        m: &BorrowedMessage<'_>,
-    ) -> Result<(), Error> {
+    fn evaluate(&mut self, m: &BorrowedMessage<'_>) -> Result<(), Error> {
         let partition = m.partition();
         if !self.shards.contains_key(&partition) {
-            // Assigned but not restored yet (a rebalance raced the poll).
-            self.rebalanced(consumer)?;
+            // Only a rebalance changes what is assigned, and it was handled: give up this
+            // transaction and start again from the last commit rather than guess.
+            return Err(Error::NotAssigned(partition));
         }
         let marker = m.headers().and_then(|h| {
             h.iter()
@@ -545,8 +542,10 @@ impl Worker {
     }
 
     /// After a rebalance: what was not committed is given up (the input is read again
-    /// from the committed offsets), shards no longer assigned are dropped, and newly
-    /// assigned ones, or ones changed since the commit, are read back from the changelog.
+    /// from the committed offsets: with the eager assignment the stage's consumer uses,
+    /// every partition is revoked and assigned again at its committed offset), shards no
+    /// longer assigned are dropped, and newly assigned ones, or ones changed since the
+    /// commit, are read back from the changelog.
     fn rebalanced(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
         if self.pending {
             self.metrics.aborts.inc();
