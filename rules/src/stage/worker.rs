@@ -554,6 +554,11 @@ impl Worker {
                 .map_err(kafka)?;
             self.producer.begin_transaction().map_err(kafka)?;
             self.pending = false;
+            // What was routed and marked in the aborted transaction is routed again; a
+            // marker must not run ahead of the copies it vouches for.
+            for routed in self.routed.values_mut() {
+                *routed = (i64::MIN, None);
+            }
         }
         let assignment = consumer.assignment().map_err(kafka)?;
         tracing::info!(
