@@ -725,7 +725,8 @@ mod metadata {
                         ))
                         .is_err()
                         {
-                            let names: Vec<String> = CATEGORIES.iter().map(category_name).collect();
+                            let names: Vec<String> =
+                                CATEGORIES.iter().map(|c| c.as_str().to_owned()).collect();
                             self.push(
                                 &format!("{key}[{i}]"),
                                 format!("{v:?} is not a category (one of {})", names.join(", ")),
@@ -801,13 +802,6 @@ mod metadata {
             }
             out
         }
-    }
-
-    fn category_name(category: &IncidentCategory) -> String {
-        serde_json::to_value(category)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
     }
 
     /// A value for a message: strings quoted, others by type.

@@ -18,27 +18,9 @@ const ROUTES: [&str; 5] = [
     "IRQ-TUR-HABUR",
 ];
 const CATEGORIES: [IncidentCategory; 7] = IncidentCategory::ALL;
-const DIRECTIONS: [Direction; 4] = [
-    Direction::Entry,
-    Direction::Exit,
-    Direction::Transit,
-    Direction::Unknown,
-];
-const RELIABILITY: [SourceReliability; 6] = [
-    SourceReliability::A,
-    SourceReliability::B,
-    SourceReliability::C,
-    SourceReliability::D,
-    SourceReliability::E,
-    SourceReliability::F,
-];
-const TLP: [Tlp; 5] = [
-    Tlp::Clear,
-    Tlp::Green,
-    Tlp::Amber,
-    Tlp::AmberStrict,
-    Tlp::Red,
-];
+const DIRECTIONS: [Direction; 4] = Direction::ALL;
+const RELIABILITY: [SourceReliability; 6] = SourceReliability::ALL;
+const TLP: [Tlp; 5] = Tlp::ALL;
 /// Notes in the RELEC working languages, so every codec sees multi-byte UTF-8.
 const NOTES: [&str; 6] = [
     "گروه ۱۲ نفره در نزدیکی مرز دیده شد",

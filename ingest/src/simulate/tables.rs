@@ -32,14 +32,7 @@ pub(crate) fn hour_weights(kind: PointKind) -> &'static [f64; 24] {
     }
 }
 
-pub(crate) const RELIABILITY: [SourceReliability; 6] = [
-    SourceReliability::A,
-    SourceReliability::B,
-    SourceReliability::C,
-    SourceReliability::D,
-    SourceReliability::E,
-    SourceReliability::F,
-];
+pub(crate) const RELIABILITY: [SourceReliability; 6] = SourceReliability::ALL;
 /// Admiralty gradings: controlled checks at crossings and airports are graded higher than
 /// field reports from the green border.
 pub(crate) const RELIABILITY_CHECKED: [f64; 6] = [25.0, 50.0, 18.0, 4.0, 1.0, 2.0];
@@ -47,13 +40,7 @@ pub(crate) const RELIABILITY_FIELD: [f64; 6] = [8.0, 42.0, 32.0, 9.0, 3.0, 6.0];
 pub(crate) const CREDIBILITY_CHECKED: [f64; 6] = [35.0, 45.0, 12.0, 4.0, 1.0, 3.0];
 pub(crate) const CREDIBILITY_FIELD: [f64; 6] = [12.0, 43.0, 27.0, 9.0, 3.0, 6.0];
 
-pub(crate) const TLP: [Tlp; 5] = [
-    Tlp::Clear,
-    Tlp::Green,
-    Tlp::Amber,
-    Tlp::AmberStrict,
-    Tlp::Red,
-];
+pub(crate) const TLP: [Tlp; 5] = Tlp::ALL;
 /// Mostly GREEN and AMBER; trafficking cases name victims and are held tighter.
 pub(crate) fn tlp_weights(category: IncidentCategory) -> [f64; 5] {
     match category {
