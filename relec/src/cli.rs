@@ -123,8 +123,9 @@ pub enum BenchCommand {
         /// Partitions of the incidents, repartition and changelog topics.
         #[arg(long, default_value_t = 6)]
         partitions: i32,
-        /// Rounds of each path, alternating (bare, stage, bare, stage, ...).
-        #[arg(long, default_value_t = 2)]
+        /// Rounds of each path, alternating (bare, stage, bare, stage, ...); the medians
+        /// are compared.
+        #[arg(long, default_value_t = 3)]
         rounds: usize,
         /// The stage's commit interval, instead of the config's `rules.commit_interval`.
         #[arg(long)]

@@ -1,0 +1,452 @@
+//! `relec bench stage`: incidents/s through the rules stage on Kafka with the whole rule
+//! pack, against a bare consumer that only reads and decodes the same topic, alternating
+//! round by round in one run on the same cluster; then the engine's own figures from
+//! `relec bench rules` (one core, no Kafka; rhai against native Rust).
+
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use relec_ingest::simulate::{Simulation, demo};
+use relec_plumbing::{
+    Config,
+    kafka::Kafka,
+    telemetry::{self, Telemetry},
+};
+use relec_rules::{
+    processor::route_keys,
+    rule::{Rule, load_dir},
+    sandbox::{Limits, engine},
+    stage::RulesStage,
+};
+use relec_schemas::{IncidentEvent, validate::validate};
+use tokio_util::sync::CancellationToken;
+
+/// Incidents per producer batch while the topic is filled; batches go one after the
+/// other so every route's incidents land in the order the simulator made them.
+const PUBLISH_BATCH: usize = 5_000;
+/// How often the stage's metrics are read while it works.
+const POLL: Duration = Duration::from_millis(10);
+/// How long one measurement may take before the run is declared stuck.
+const MAX_WAIT: Duration = Duration::from_secs(600);
+/// Alerts are counted once no transition has come for this long with nothing left to
+/// read: the router marks its inputs idle from librdkafka's statistics, which come every
+/// second, and the last days close only when those marks arrive.
+const SETTLE: Duration = Duration::from_secs(2);
+/// The longest wait for that, after which the alerts are counted as they are.
+const MAX_SETTLE: Duration = Duration::from_secs(15);
+
+/// What `relec bench stage` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dir: PathBuf,
+    pub days: Option<u32>,
+    pub scale: Option<f64>,
+    pub partitions: i32,
+    pub rounds: usize,
+    pub commit_interval: Option<Duration>,
+    pub evaluations: u64,
+}
+
+/// The stage's own account of one round, read from its metrics.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    processed: u64,
+    duplicate: u64,
+    late: u64,
+    skipped: u64,
+    commits: u64,
+    commit_seconds: f64,
+    aborts: u64,
+    firing: u64,
+    resolved: u64,
+    evaluations: u64,
+    evaluation_seconds: f64,
+    partitions: i64,
+    /// Records left to read on the stage's input topics; `None` before the first
+    /// statistics.
+    lag: Option<i64>,
+}
+
+impl Counts {
+    /// Routed copies the stage has finished with, whatever their outcome.
+    fn copies(&self) -> u64 {
+        self.processed + self.duplicate + self.late + self.skipped
+    }
+
+    fn transitions(&self) -> u64 {
+        self.firing + self.resolved
+    }
+
+    fn read(telemetry: &Telemetry) -> Self {
+        let families = telemetry.registry.gather();
+        // Counters and gauges summed over their labels, or the one series with `label`.
+        let value = |name: &str, label: Option<(&str, &str)>| -> f64 {
+            families
+                .iter()
+                .filter(|f| f.name() == name)
+                .flat_map(|f| f.get_metric())
+                .filter(|m| {
+                    label.is_none_or(|(k, v)| {
+                        m.get_label()
+                            .iter()
+                            .any(|l| l.name() == k && l.value() == v)
+                    })
+                })
+                .map(|m| m.get_counter().get_value() + m.get_gauge().get_value())
+                .sum()
+        };
+        // Histograms: the sum of observations, summed over labels.
+        let observed = |name: &str| -> f64 {
+            families
+                .iter()
+                .filter(|f| f.name() == name)
+                .flat_map(|f| f.get_metric())
+                .map(|m| m.get_histogram().get_sample_sum())
+                .sum()
+        };
+        let lag = families
+            .iter()
+            .filter(|f| f.name() == "relec_rules_consumer_lag")
+            .flat_map(|f| f.get_metric())
+            .map(|m| m.get_gauge().get_value() as i64)
+            .reduce(|a, b| a + b);
+        let events = |outcome| value("relec_rules_events_total", Some(("outcome", outcome))) as u64;
+        let transitions = |status| {
+            value(
+                "relec_rules_alert_transitions_total",
+                Some(("status", status)),
+            ) as u64
+        };
+        Self {
+            processed: events("processed"),
+            duplicate: events("duplicate"),
+            late: events("late"),
+            skipped: events("skipped"),
+            commits: value("relec_rules_commits_total", None) as u64,
+            commit_seconds: observed("relec_rules_commit_duration_seconds"),
+            aborts: value("relec_rules_aborts_total", None) as u64,
+            firing: transitions("firing"),
+            resolved: transitions("resolved"),
+            evaluations: value("relec_rules_evaluations_total", None) as u64,
+            evaluation_seconds: observed("relec_rules_evaluation_duration_seconds"),
+            partitions: value("relec_rules_partitions", None) as i64,
+            lag,
+        }
+    }
+}
+
+/// One stage round: how long it took in all, how long until it owned its partitions, what
+/// its metrics said then, and once event time had caught up.
+#[derive(Debug)]
+struct StageRound {
+    secs: f64,
+    ready_secs: f64,
+    timed: Counts,
+    settled: Counts,
+}
+
+pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> {
+    // The stage's logs (alert transitions among them) would bury the table; RUST_LOG asks
+    // for them on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        telemetry::init_logs(&config.telemetry)?;
+    }
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mut sim = demo();
+    if let Some(days) = options.days {
+        sim.days = days;
+        sim.scenarios.retain(|s| s.day() < days);
+    }
+    if let Some(scale) = options.scale {
+        sim.scale = scale;
+    }
+    let (days, scale) = (sim.days, sim.scale);
+    let events: Vec<IncidentEvent> = Simulation::new(sim).events().collect();
+    anyhow::ensure!(!events.is_empty(), "the simulator gave no events");
+    let n = events.len() as u64;
+
+    // What the stage must get through: a copy per group key for each valid incident, and
+    // one `skipped` count for each incident the stage's screen refuses.
+    let engine = engine(&Limits::default());
+    let (rules, errors) = load_dir(&engine, &options.dir);
+    anyhow::ensure!(
+        errors.is_empty(),
+        "{}: rules with problems (the stage would leave them out): {errors:?}",
+        options.dir.display()
+    );
+    anyhow::ensure!(!rules.is_empty(), "{}: no rules", options.dir.display());
+    let rules: Vec<Arc<Rule>> = rules.into_iter().map(Arc::new).collect();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let expected: u64 = events
+        .iter()
+        .map(|e| {
+            if validate(e, now, config.ingest.clock_skew).is_empty() {
+                route_keys(&rules, e).len() as u64
+            } else {
+                1
+            }
+        })
+        .sum();
+
+    let partitions = options.partitions.max(1);
+    let mut base = config.clone();
+    base.topics.incidents.name = format!("relec.bench.{run}.incidents");
+    base.topics.incidents.partitions = partitions;
+    base.topics.rules_repartition.partitions = partitions;
+    base.topics.rules_changelog.partitions = partitions;
+    base.rules.dir = options.dir.clone();
+    if let Some(interval) = options.commit_interval {
+        base.rules.commit_interval = interval;
+    }
+    let kafka = Kafka::connect(&base)?;
+    let topic = base.topics.incidents.name.clone();
+
+    // Everything is on the topic before either path starts: the stage's event time follows
+    // its slowest input partition, so a partition still being written would hold it back.
+    let rounds: Vec<Config> = (1..=options.rounds.max(1))
+        .map(|round| {
+            let mut c = base.clone();
+            round_topics(&mut c, &run, round);
+            c.rules.group = format!("relec-bench-{run}-rules-{round}");
+            c.rules.instance = Some("bench".to_owned());
+            c
+        })
+        .collect();
+    for c in &rounds {
+        kafka.create_topics(&c.topics).await?;
+    }
+    let started = Instant::now();
+    let producer = kafka
+        .record_producer::<IncidentEvent>("bench", &topic)
+        .await?;
+    for chunk in events.chunks(PUBLISH_BATCH) {
+        let results = producer
+            .send_all(chunk.iter().map(|e| (e.route.as_str(), e)))
+            .await;
+        let failures = results.iter().filter(|r| r.is_err()).count();
+        anyhow::ensure!(failures == 0, "{failures} incidents were not published");
+    }
+    let published_secs = started.elapsed().as_secs_f64();
+    drop(events);
+
+    println!(
+        "rules stage vs bare consumer on {}: {n} demo incidents ({days} days, scale {scale}) \
+         on {partitions} partitions, published in {published_secs:.1} s",
+        kafka.bootstrap_servers()
+    );
+    println!(
+        "{} rules from {}, {expected} routed copies ({:.2} per incident), commit interval {:?}",
+        rules.len(),
+        options.dir.display(),
+        expected as f64 / n as f64,
+        base.rules.commit_interval
+    );
+    println!(
+        "{:<6} {:<14} {:>9} {:>12} {:>10} {:>8} {:>8} {:>10} {:>11} {:>6} {:>6}",
+        "round",
+        "path",
+        "seconds",
+        "incidents/s",
+        "copies/s",
+        "ready s",
+        "commits",
+        "commit ms",
+        "transitions",
+        "late",
+        "dups"
+    );
+    let (mut bare_secs, mut stage_secs) = (Vec::new(), Vec::new());
+    let mut last = None;
+    for (round, c) in (1..).zip(&rounds) {
+        let secs = bare(
+            &kafka,
+            &topic,
+            &format!("relec-bench-{run}-bare-{round}"),
+            n,
+        )
+        .await?;
+        println!(
+            "{round:<6} {:<14} {secs:>9.2} {:>12.0}",
+            "bare consumer",
+            n as f64 / secs
+        );
+        bare_secs.push(secs);
+
+        let s = stage(c, &Kafka::connect_like(&kafka, c), expected).await?;
+        let (k, settled) = (&s.timed, &s.settled);
+        println!(
+            "{round:<6} {:<14} {:>9.2} {:>12.0} {:>10.0} {:>8.2} {:>8} {:>10.1} {:>11} {:>6} {:>6}",
+            "rules stage",
+            s.secs,
+            n as f64 / s.secs,
+            k.copies() as f64 / s.secs,
+            s.ready_secs,
+            k.commits,
+            k.commit_seconds * 1000.0 / k.commits.max(1) as f64,
+            settled.transitions(),
+            settled.late,
+            settled.duplicate
+        );
+        if settled.aborts > 0 {
+            println!(
+                "       ({} aborted transactions: their input was processed again, so this \
+                 round's figures count it twice)",
+                settled.aborts
+            );
+        }
+        stage_secs.push(s.secs);
+        last = Some(s);
+    }
+
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (bare_rate, stage_rate) = (
+        n as f64 / median(&mut bare_secs),
+        n as f64 / median(&mut stage_secs),
+    );
+    println!(
+        "median: bare consumer {bare_rate:.0} incidents/s, rules stage {stage_rate:.0} \
+         incidents/s; ratio stage/bare: {:.2} (target >= 0.6)",
+        stage_rate / bare_rate
+    );
+    if let Some(StageRound { timed, settled, .. }) = &last {
+        println!(
+            "last stage round, while measured: {} commits taking {:.2} s in all, {} rule \
+             evaluations taking {:.2} s in all",
+            timed.commits, timed.commit_seconds, timed.evaluations, timed.evaluation_seconds
+        );
+        println!(
+            "  once event time caught up: {} copies processed, {} late, {} duplicate, \
+             {} skipped; {} alert transitions ({} firing, {} resolved)",
+            settled.processed,
+            settled.late,
+            settled.duplicate,
+            settled.skipped,
+            settled.transitions(),
+            settled.firing,
+            settled.resolved
+        );
+    }
+    if let Some(peak) = peak_rss() {
+        println!(
+            "peak resident memory of this process: {:.0} MiB",
+            peak as f64 / 1_048_576.0
+        );
+    }
+    if options.evaluations > 0 {
+        println!();
+        return super::bench_rules::run(&options.dir, options.evaluations);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Names the stage's topics of one round apart from every other run's and round's; the
+/// incidents topic is shared by all rounds.
+fn round_topics(config: &mut Config, run: &str, round: usize) {
+    let t = &mut config.topics;
+    for (suffix, spec) in [
+        ("rejected", &mut t.incidents_rejected),
+        ("alerts", &mut t.alerts),
+        ("repartition", &mut t.rules_repartition),
+        ("changelog", &mut t.rules_changelog),
+    ] {
+        spec.name = format!("relec.bench.{run}.{round}.{suffix}");
+    }
+}
+
+/// Seconds for a fresh consumer group to read and decode the whole topic (`n` records),
+/// from creating the consumer, so joining the group counts as it does for the stage.
+async fn bare(kafka: &Kafka, topic: &str, group: &str, n: u64) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let consumer = kafka.record_consumer::<IncidentEvent>("bench-bare", group, &[topic])?;
+    let (mut read, mut failed) = (0u64, 0u64);
+    let finished = tokio::time::timeout(MAX_WAIT, async {
+        while read < n {
+            let consumed = consumer.next().await?;
+            failed += u64::from(std::hint::black_box(&consumed.record).is_err());
+            read += 1;
+        }
+        anyhow::Ok(())
+    })
+    .await;
+    let secs = started.elapsed().as_secs_f64();
+    match finished {
+        Ok(result) => result?,
+        Err(_) => anyhow::bail!("the bare consumer read {read} of {n} records in {MAX_WAIT:?}"),
+    }
+    anyhow::ensure!(failed == 0, "{failed} of {n} records did not decode");
+    Ok(secs)
+}
+
+/// Runs the stage on `config`'s fresh topics and group until its metrics show every one
+/// of the `expected` routed copies handled (the measurement), lets event time catch up
+/// (for the alert count), and stops it.
+async fn stage(config: &Config, kafka: &Kafka, expected: u64) -> anyhow::Result<StageRound> {
+    let telemetry = Telemetry::new();
+    let stage = RulesStage::build(config, kafka, &telemetry.registry).await?;
+    let token = CancellationToken::new();
+    let _stop = token.clone().drop_guard();
+    let started = Instant::now();
+    let mut task = tokio::spawn(stage.run(token.clone()));
+    let mut ready_secs = None;
+    let secs = loop {
+        let counts = Counts::read(&telemetry);
+        if ready_secs.is_none() && counts.partitions > 0 {
+            ready_secs = Some(started.elapsed().as_secs_f64());
+        }
+        if counts.copies() >= expected {
+            break started.elapsed().as_secs_f64();
+        }
+        if task.is_finished() {
+            (&mut task).await??;
+            anyhow::bail!(
+                "the stage stopped after {} of {expected} copies",
+                counts.copies()
+            );
+        }
+        if started.elapsed() > MAX_WAIT {
+            anyhow::bail!(
+                "the stage handled {} of {expected} copies in {MAX_WAIT:?}",
+                counts.copies()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let timed = Counts::read(&telemetry);
+    let (mut transitions, mut changed) = (timed.transitions(), Instant::now());
+    let settled = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let counts = Counts::read(&telemetry);
+        if counts.transitions() != transitions {
+            (transitions, changed) = (counts.transitions(), Instant::now());
+        }
+        let caught_up = counts.lag == Some(0) && changed.elapsed() >= SETTLE;
+        if caught_up || started.elapsed().as_secs_f64() > secs + MAX_SETTLE.as_secs_f64() {
+            break counts;
+        }
+    };
+    token.cancel();
+    task.await??;
+    Ok(StageRound {
+        secs,
+        ready_secs: ready_secs.unwrap_or(secs),
+        timed,
+        settled,
+    })
+}
+
+/// Peak resident set size of this process, in bytes (Linux only).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
