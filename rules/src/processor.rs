@@ -445,11 +445,24 @@ impl Processor {
             })
             .cloned()
             .collect();
-        let day = day_of(event.occurred_at);
+        // Immediate alerts live in report days, so that when one resolves depends on the
+        // reports only, not on how far the stage had closed days when the next one came.
+        let day = day_of(event.reported_at);
         for rule in rules {
             if let Some(verdict) = self.evaluate(&rule, key, day, Some(event.clone()), out)
                 && verdict.fire
             {
+                // Still firing from an earlier report that, by this report's day, would have
+                // resolved at a day close: resolve it as that day close would have.
+                let id = (rule.id.clone(), key.clone());
+                if let Some(Phase::Firing { last_true, .. }) =
+                    self.alerts.get(&id).and_then(|t| t.phase)
+                {
+                    let due = last_true + rule.keep_firing_days + 1;
+                    if day >= due {
+                        self.step(&rule, key, due, &Verdict::default(), None, out);
+                    }
+                }
                 self.step(&rule, key, day, &verdict, Some(event), out);
             }
         }

@@ -11,6 +11,7 @@ use rdkafka::{
     ClientContext, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer, ConsumerContext},
     error::KafkaError,
+    types::RDKafkaErrorCode,
 };
 use relec_plumbing::kafka::Kafka;
 
@@ -92,7 +93,10 @@ struct EndsQuietly;
 
 impl ClientContext for EndsQuietly {
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(error, KafkaError::PartitionEOF(_)) {
+        if matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        ) {
             tracing::debug!(reason, "changelog partition read to its end");
         } else {
             tracing::warn!(%error, reason, "changelog reader");
