@@ -40,6 +40,8 @@ cargo run --quiet --locked -p relec -- bench codec --records 200 --seconds 0.05 
     --registry "$RELEC_TEST_REGISTRY" >/dev/null
 RUST_LOG=warn cargo run --quiet --locked -p relec -- --brokers "$RELEC_TEST_BROKERS" \
     bench ingest --events 2000 >/dev/null
+cargo run --quiet --locked -p relec -- --brokers "$RELEC_TEST_BROKERS" \
+    bench stage --days 10 --rounds 1 --evaluations 1000 >/dev/null
 
 # One closing line over every test binary (cargo prints one per binary, the last of which
 # is often an empty doc-test run).

@@ -38,6 +38,7 @@ pub(crate) fn restore(
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "10")
         .create_with_context(EndsQuietly)
         .map_err(kafka_error)?;
     let mut assignment = TopicPartitionList::new();
