@@ -1,6 +1,6 @@
 //! A processor's state as changelog entries: the unit one change rewrites (a group key's
-//! state, an alert, the events staged for one day, the event ids seen on one day, the
-//! clock), so a checkpoint writes only what changed, and replaying the compacted changelog
+//! state, an alert, a segment of the events staged for one day, the event ids seen on one
+//! day, the clock), so a checkpoint writes only what changed, and replaying the compacted changelog
 //! rebuilds the processor exactly. Keys are JSON, readable with any Kafka console
 //! consumer; values are postcard, compact; a deleted entry is a tombstone.
 
@@ -23,7 +23,7 @@ pub enum Entry {
     Clock,
     State(GroupingId, Key),
     Alert(String, Key),
-    Staged(Day),
+    Staged(Day, u32),
     Seen(Day),
 }
 
@@ -50,15 +50,20 @@ impl Processor {
                     .get(&(rule.clone(), key.clone()))
                     .map(postcard::to_allocvec)
                     .transpose()?,
-                Entry::Staged(day) => self
-                    .staging
-                    .get(day)
-                    .map(|events| {
-                        let events: Vec<(&Key, &IncidentEvent)> =
-                            events.iter().map(|(k, e)| (k, &**e)).collect();
-                        postcard::to_allocvec(&events)
-                    })
-                    .transpose()?,
+                Entry::Staged(day, segment) => {
+                    // Written: sealed; the day's next events open the next segment.
+                    if self.open_segment.get(day) == Some(segment) {
+                        self.open_segment.insert(*day, segment + 1);
+                    }
+                    self.staging
+                        .get(&(*day, *segment))
+                        .map(|events| {
+                            let events: Vec<(&Key, &IncidentEvent)> =
+                                events.iter().map(|(k, e)| (k, &**e)).collect();
+                            postcard::to_allocvec(&events)
+                        })
+                        .transpose()?
+                }
                 Entry::Seen(day) => self.seen.get(day).map(postcard::to_allocvec).transpose()?,
             };
             records.push((serde_json::to_vec(&entry)?, value));
@@ -91,15 +96,17 @@ impl Processor {
             (Entry::Alert(rule, key), None) => {
                 self.alerts.remove(&(rule, key));
             }
-            (Entry::Staged(day), Some(v)) => {
+            (Entry::Staged(day, segment), Some(v)) => {
                 let events: Vec<(Key, IncidentEvent)> = postcard::from_bytes(v)?;
                 self.staging.insert(
-                    day,
+                    (day, segment),
                     events.into_iter().map(|(k, e)| (k, Arc::new(e))).collect(),
                 );
+                let open = self.open_segment.entry(day).or_default();
+                *open = (*open).max(segment + 1);
             }
-            (Entry::Staged(day), None) => {
-                self.staging.remove(&day);
+            (Entry::Staged(day, segment), None) => {
+                self.staging.remove(&(day, segment));
             }
             (Entry::Seen(day), Some(v)) => {
                 let seen: HashSet<u64> = postcard::from_bytes(v)?;

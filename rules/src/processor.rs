@@ -27,6 +27,9 @@ use crate::{
 /// Labels naming a group key, in `group_by` order.
 pub type Key = Vec<(String, String)>;
 
+/// The copy of an event routed to one key.
+pub(crate) type Routed = (Key, Arc<IncidentEvent>);
+
 /// Rules with the same `group_by` and the same filter share one state per key; a rule
 /// with another filter counts other events, so it gets its own.
 pub type GroupingId = (Vec<String>, BTreeMap<String, Vec<String>>);
@@ -153,8 +156,12 @@ pub struct Processor {
     rules: Vec<Arc<Rule>>,
     settings: Settings,
     pub(crate) groupings: BTreeMap<GroupingId, Grouping>,
-    /// Events waiting for their report day to close, by report day, with their key.
-    pub(crate) staging: BTreeMap<Day, Vec<(Key, Arc<IncidentEvent>)>>,
+    /// Events waiting for their report day to close, with their key, by report day and
+    /// segment: a checkpoint seals the segments it wrote, later events open the next one,
+    /// so each staged event is written to the changelog once.
+    pub(crate) staging: BTreeMap<(Day, u32), Vec<Routed>>,
+    /// The segment new events of a day go to.
+    pub(crate) open_segment: BTreeMap<Day, u32>,
     pub(crate) clock: Clock,
     /// Digests of (key, event id) seen, by the event's day, for deduplication.
     pub(crate) seen: BTreeMap<Day, HashSet<u64>>,
@@ -185,6 +192,7 @@ impl Processor {
             settings,
             groupings: BTreeMap::new(),
             staging: BTreeMap::new(),
+            open_segment: BTreeMap::new(),
             clock: Clock {
                 watermark: i64::MIN,
                 ..Clock::default()
@@ -300,11 +308,12 @@ impl Processor {
             out.late = true;
             self.fold(&key, &event);
         } else {
+            let segment = *self.open_segment.entry(reported).or_default();
             self.staging
-                .entry(reported)
+                .entry((reported, segment))
                 .or_default()
                 .push((key, event.clone()));
-            self.dirty.insert(Entry::Staged(reported));
+            self.dirty.insert(Entry::Staged(reported, segment));
         }
         out
     }
@@ -389,15 +398,20 @@ impl Processor {
 
     fn close_day(&mut self, day: Day, out: &mut Output) {
         let mut touched: BTreeSet<(GroupingId, Key)> = BTreeSet::new();
-        let due: Vec<Day> = self.staging.range(..=day).map(|(d, _)| *d).collect();
-        for d in due {
-            for (key, event) in self.staging.remove(&d).unwrap_or_default() {
+        let due: Vec<(Day, u32)> = self
+            .staging
+            .range(..=(day, u32::MAX))
+            .map(|(at, _)| *at)
+            .collect();
+        for at in due {
+            for (key, event) in self.staging.remove(&at).unwrap_or_default() {
                 for id in self.fold(&key, &event) {
                     touched.insert((id, key.clone()));
                 }
             }
-            self.dirty.insert(Entry::Staged(d));
+            self.dirty.insert(Entry::Staged(at.0, at.1));
         }
+        self.open_segment = self.open_segment.split_off(&(day + 1));
         let rules = self.rules.clone();
         for rule in &rules {
             let id = grouping_id(rule);
