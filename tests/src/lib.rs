@@ -146,3 +146,162 @@ pub async fn start_ingest(
     tokio::spawn(relec_ingest::serve(listener, api, stop.clone()));
     (kafka, url, stop.drop_guard())
 }
+
+/// The `relec` binary of the build these tests belong to: `target/<profile>/relec`, next
+/// to the `deps/` directory this test binary runs from (Cargo only gives
+/// `CARGO_BIN_EXE_relec` to the `relec` crate's own tests). `tests/run.sh` builds it with
+/// the rest of the workspace before any test runs.
+pub fn relec_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("the test binary lives in target/<profile>/deps");
+    let binary = profile_dir.join("relec");
+    assert!(
+        binary.is_file(),
+        "{} is missing: build it first (`cargo build -p relec`, or run tests/run.sh)",
+        binary.display()
+    );
+    binary
+}
+
+/// Every record `topic` holds that a read_committed consumer sees, partition by partition
+/// from the beginning to the end, decoded as `T` (a record that does not decode fails the
+/// test). Records of transactions still open are not read.
+pub async fn read_committed<T: relec_schemas::Record>(
+    kafka: &relec_plumbing::kafka::Kafka,
+    topic: &str,
+) -> Vec<T> {
+    use rdkafka::{
+        Message, Offset, TopicPartitionList,
+        consumer::{BaseConsumer, Consumer},
+        error::KafkaError,
+    };
+    let consumer: BaseConsumer = kafka
+        .client_config("read-committed")
+        .set("group.id", unique("read-committed"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let topic = topic.to_owned();
+    let payloads = tokio::task::spawn_blocking(move || {
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), timeout)
+            .expect("metadata");
+        let partitions = metadata.topics()[0].partitions().len() as i32;
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..partitions {
+            assignment
+                .add_partition_offset(&topic, p, Offset::Beginning)
+                .expect("partition");
+        }
+        consumer.assign(&assignment).expect("assign");
+        let mut open: Vec<i32> = (0..partitions).collect();
+        let mut payloads = Vec::new();
+        let deadline = std::time::Instant::now() + RECEIVE_DEADLINE;
+        while !open.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{topic}: partitions {open:?} not read to their end in {RECEIVE_DEADLINE:?}"
+            );
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Err(KafkaError::PartitionEOF(p))) => open.retain(|o| *o != p),
+                Some(Err(e)) => panic!("{topic}: {e}"),
+                Some(Ok(m)) => payloads.push(m.payload().unwrap_or_default().to_vec()),
+            }
+        }
+        payloads
+    })
+    .await
+    .expect("join");
+    let decoder = relec_schemas::Decoder::<T>::new(kafka.registry().cloned());
+    let mut records = Vec::with_capacity(payloads.len());
+    for payload in payloads {
+        records.push(
+            decoder
+                .decode(&payload)
+                .await
+                .expect("a record that decodes"),
+        );
+    }
+    records
+}
+
+/// The value of the series `name{labels...}` in a Prometheus text exposition, summed over
+/// the series that carry at least `labels`; `None` if there is none.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (series_name, series_labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if series_name != name
+            || !labels.iter().all(|(k, v)| {
+                series_labels
+                    .split(',')
+                    .any(|l| l == format!("{k}=\"{v}\""))
+            })
+        {
+            continue;
+        }
+        if let Ok(v) = value.parse::<f64>() {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}
+
+/// How many records of `topic` consumer group `group` has not committed yet: the sum over
+/// partitions of the high watermark minus the group's committed offset (all of it where the
+/// group has none). Offsets committed in a transaction count once it commits.
+pub async fn group_lag(kafka: &relec_plumbing::kafka::Kafka, group: &str, topic: &str) -> i64 {
+    use rdkafka::{
+        Offset, TopicPartitionList,
+        consumer::{BaseConsumer, Consumer},
+    };
+    // Asking for the group's offsets does not join it.
+    let consumer: BaseConsumer = kafka
+        .client_config("group-lag")
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), timeout)
+            .expect("metadata");
+        let partitions = metadata.topics()[0].partitions().len() as i32;
+        let mut wanted = TopicPartitionList::new();
+        for p in 0..partitions {
+            wanted.add_partition(&topic, p);
+        }
+        let committed = consumer
+            .committed_offsets(wanted, timeout)
+            .expect("committed offsets");
+        (0..partitions)
+            .map(|p| {
+                let (low, high) = consumer
+                    .fetch_watermarks(&topic, p, timeout)
+                    .expect("watermarks");
+                let at = match committed.find_partition(&topic, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o,
+                    _ => low,
+                };
+                high - at
+            })
+            .sum()
+    })
+    .await
+    .expect("join")
+}

@@ -20,7 +20,7 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance},
     error::{KafkaError, RDKafkaErrorCode},
     message::{BorrowedMessage, Header, Headers, OwnedHeaders},
-    producer::{BaseProducer, BaseRecord, Producer},
+    producer::{BaseProducer, BaseRecord, Producer, PurgeConfig},
     statistics::Statistics,
 };
 use relec_schemas::{Alert, AlertStatus, Decoder, Encoder, IncidentEvent, validate::validate};
@@ -78,10 +78,24 @@ impl ClientContext for Context {
         for (topic, t) in &statistics.topics {
             let mut total = 0;
             for p in t.partitions.values() {
-                if p.partition >= 0 && p.consumer_lag >= 0 {
-                    total += p.consumer_lag;
-                    lags.insert((topic.clone(), p.partition), p.consumer_lag);
+                // librdkafka's own consumer_lag counts from the committed offset, which a
+                // consumer committing through a producer's transactions never learns: the
+                // lag is measured from what was handed to the stage instead.
+                if p.partition < 0 || p.hi_offset < 0 {
+                    continue;
                 }
+                let end = if p.ls_offset >= 0 {
+                    p.ls_offset
+                } else {
+                    p.hi_offset
+                };
+                let position = [p.app_offset, p.next_offset, p.lo_offset]
+                    .into_iter()
+                    .find(|o| *o >= 0)
+                    .unwrap_or(0);
+                let lag = (end - position).max(0);
+                total += lag;
+                lags.insert((topic.clone(), p.partition), lag);
             }
             self.lag.with_label_values(&[topic]).set(total);
         }
@@ -210,9 +224,22 @@ impl Worker {
         let result = self.work(consumer, shutdown);
         if result.is_err() {
             self.metrics.aborts.inc();
-            let _ = self.producer.abort_transaction(TXN_TIMEOUT);
+            let _ = self.abort();
         }
         result
+    }
+
+    /// Aborts the open transaction. What is still queued is dropped first and the
+    /// delivery reports of what was in flight are served: librdkafka's abort waits for
+    /// them, and nothing else polls this producer meanwhile.
+    fn abort(&self) -> Result<(), Error> {
+        self.producer
+            .purge(PurgeConfig::default().queue().inflight());
+        let deadline = Instant::now() + TXN_TIMEOUT;
+        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
+            self.producer.poll(Duration::from_millis(1));
+        }
+        self.producer.abort_transaction(TXN_TIMEOUT).map_err(kafka)
     }
 
     fn work(
@@ -555,9 +582,7 @@ impl Worker {
     fn rebalanced(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
         if self.pending {
             self.metrics.aborts.inc();
-            self.producer
-                .abort_transaction(TXN_TIMEOUT)
-                .map_err(kafka)?;
+            self.abort()?;
             self.producer.begin_transaction().map_err(kafka)?;
             self.pending = false;
             // What was routed and marked in the aborted transaction is routed again; a
