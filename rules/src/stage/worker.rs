@@ -8,7 +8,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -42,17 +42,18 @@ use super::restore::restore;
 /// Header of the watermark markers the router writes to every repartition partition.
 pub const WATERMARK_HEADER: &str = "relec.watermark";
 
+/// An input partition that sent nothing for this long is checked against its end offset:
+/// if it has been read to the end it is idle and holds event time back no longer.
+const QUIET: Duration = Duration::from_secs(1);
 /// How long one poll waits for a record before the loop looks at commits and reloads.
 const POLL: Duration = Duration::from_millis(20);
 /// How long a transaction call may take before the worker gives up and starts over.
 pub(crate) const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Notes rebalances for the loop, and keeps librdkafka's statistics of how far behind
-/// each partition is (the lag gauge, and which input partitions are read to their end).
+/// Notes rebalances for the loop, and turns librdkafka's statistics into the lag gauge.
 pub(crate) struct Context {
     rebalanced: AtomicBool,
     lag: IntGaugeVec,
-    lags: Mutex<HashMap<(String, i32), i64>>,
 }
 
 impl Context {
@@ -60,21 +61,12 @@ impl Context {
         Self {
             rebalanced: AtomicBool::new(false),
             lag,
-            lags: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Whether the last statistics saw `topic`/`partition` read to its end.
-    fn caught_up(&self, topic: &str, partition: i32) -> bool {
-        let lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
-        lags.get(&(topic.to_owned(), partition)) == Some(&0)
     }
 }
 
 impl ClientContext for Context {
     fn stats(&self, statistics: Statistics) {
-        let mut lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
-        lags.clear();
         for (topic, t) in &statistics.topics {
             let mut total = 0;
             for p in t.partitions.values() {
@@ -95,7 +87,6 @@ impl ClientContext for Context {
                     .unwrap_or(0);
                 let lag = (end - position).max(0);
                 total += lag;
-                lags.insert((topic.clone(), p.partition), lag);
             }
             self.lag.with_label_values(&[topic]).set(total);
         }
@@ -160,6 +151,9 @@ pub(crate) struct Worker {
     /// Per assigned input partition: the latest report time routed, and the marker last
     /// sent about it.
     routed: BTreeMap<i32, (i64, Option<Marker>)>,
+    /// Per assigned input partition: when a record last came from it, and whether it was
+    /// found read to its end since.
+    activity: BTreeMap<i32, (Instant, bool)>,
     last_input: Instant,
     /// Something was consumed or produced since the last commit.
     pending: bool,
@@ -203,6 +197,7 @@ impl Worker {
             live,
             shards: BTreeMap::new(),
             routed: BTreeMap::new(),
+            activity: BTreeMap::new(),
             last_input: Instant::now(),
             pending: false,
             last_commit: Instant::now(),
@@ -313,6 +308,7 @@ impl Worker {
             self.skip(m, &format!("{}: {}", first.pointer, first.reason));
             return Ok(());
         }
+        self.activity.insert(m.partition(), (Instant::now(), false));
         let routed = self.routed.entry(m.partition()).or_insert((i64::MIN, None));
         routed.0 = routed.0.max(event.reported_at);
         for key in route_keys(&self.live, &event) {
@@ -457,13 +453,14 @@ impl Worker {
 
     /// Markers for the input partitions whose watermark or idleness changed.
     fn markers(&mut self, consumer: &BaseConsumer<Context>) -> Vec<Marker> {
+        self.find_idle(consumer);
         let mut changed = Vec::new();
         for (&source, (watermark, sent)) in &mut self.routed {
             let marker = Marker {
                 source,
                 of: self.sources,
                 watermark: *watermark,
-                idle: consumer.context().caught_up(&self.topics.incidents, source),
+                idle: self.activity.get(&source).is_some_and(|a| a.1),
             };
             if *sent != Some(marker) {
                 *sent = Some(marker);
@@ -471,6 +468,40 @@ impl Worker {
             }
         }
         changed
+    }
+
+    /// Marks idle the input partitions that sent nothing for [`QUIET`] and whose consumed
+    /// position has reached their end (or that are empty), as the broker says now.
+    fn find_idle(&mut self, consumer: &BaseConsumer<Context>) {
+        let quiet: Vec<i32> = self
+            .activity
+            .iter()
+            .filter(|(_, (last, idle))| !idle && last.elapsed() >= QUIET)
+            .map(|(p, _)| *p)
+            .collect();
+        if quiet.is_empty() {
+            return;
+        }
+        let Ok(positions) = consumer.position() else {
+            return;
+        };
+        for p in quiet {
+            let Ok((low, high)) =
+                consumer.fetch_watermarks(&self.topics.incidents, p, Duration::from_secs(1))
+            else {
+                continue;
+            };
+            let position = positions
+                .find_partition(&self.topics.incidents, p)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            let idle = low == high || position.is_some_and(|o| o >= high);
+            if let Some(activity) = self.activity.get_mut(&p) {
+                activity.1 = idle;
+            }
+        }
     }
 
     /// Checkpoints the changed state, marks the partitions with the router's watermark,
@@ -590,6 +621,9 @@ impl Worker {
             for routed in self.routed.values_mut() {
                 *routed = (i64::MIN, None);
             }
+            for activity in self.activity.values_mut() {
+                *activity = (Instant::now(), false);
+            }
         }
         let assignment = consumer.assignment().map_err(kafka)?;
         tracing::info!(
@@ -607,6 +641,10 @@ impl Worker {
             .map(|e| e.partition())
             .collect();
         self.routed.retain(|p, _| inputs.contains(p));
+        self.activity.retain(|p, _| inputs.contains(p));
+        for &p in &inputs {
+            self.activity.entry(p).or_insert((Instant::now(), false));
+        }
         for p in inputs {
             self.routed.entry(p).or_insert((i64::MIN, None));
         }
