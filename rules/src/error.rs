@@ -226,3 +226,10 @@ impl fmt::Display for At {
         }
     }
 }
+
+/// A client error from the stage's own Kafka calls, as the plumbing reports them.
+impl From<rdkafka::error::KafkaError> for Error {
+    fn from(e: rdkafka::error::KafkaError) -> Self {
+        Self::Kafka(relec_plumbing::Error::Kafka(e))
+    }
+}

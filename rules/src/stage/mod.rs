@@ -240,13 +240,10 @@ fn consumer(
         // committed offset, which is what an aborted transaction needs (a cooperative
         // protocol would leave kept partitions past what was committed).
         .set("partition.assignment.strategy", "range,roundrobin");
-    let consumer: BaseConsumer<Context> = c
-        .create_with_context(Context::new(metrics.lag.clone()))
-        .map_err(relec_plumbing::Error::from)?;
+    let consumer: BaseConsumer<Context> =
+        c.create_with_context(Context::new(metrics.lag.clone()))?;
     let t = &config.topics;
-    consumer
-        .subscribe(&[&t.incidents.name, &t.rules_repartition.name])
-        .map_err(relec_plumbing::Error::from)?;
+    consumer.subscribe(&[&t.incidents.name, &t.rules_repartition.name])?;
     Ok(consumer)
 }
 

@@ -39,15 +39,12 @@ pub(crate) fn restore(
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "10")
-        .create_with_context(EndsQuietly)
-        .map_err(kafka_error)?;
+        .create_with_context(EndsQuietly)?;
     let mut assignment = TopicPartitionList::new();
     for &p in partitions {
-        assignment
-            .add_partition_offset(topic, p, Offset::Beginning)
-            .map_err(kafka_error)?;
+        assignment.add_partition_offset(topic, p, Offset::Beginning)?;
     }
-    consumer.assign(&assignment).map_err(kafka_error)?;
+    consumer.assign(&assignment)?;
     let mut restored: BTreeMap<i32, Restored> = partitions
         .iter()
         .map(|&p| (p, (new(), HashMap::new())))
@@ -106,7 +103,3 @@ impl ClientContext for EndsQuietly {
 }
 
 impl ConsumerContext for EndsQuietly {}
-
-fn kafka_error(e: KafkaError) -> Error {
-    Error::Kafka(relec_plumbing::Error::Kafka(e))
-}

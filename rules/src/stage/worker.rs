@@ -212,10 +212,8 @@ impl Worker {
         consumer: &BaseConsumer<Context>,
         shutdown: &CancellationToken,
     ) -> Result<(), Error> {
-        self.producer
-            .init_transactions(TXN_TIMEOUT)
-            .map_err(kafka)?;
-        self.producer.begin_transaction().map_err(kafka)?;
+        self.producer.init_transactions(TXN_TIMEOUT)?;
+        self.producer.begin_transaction()?;
         let result = self.work(consumer, shutdown);
         if result.is_err() {
             self.metrics.aborts.inc();
@@ -234,7 +232,7 @@ impl Worker {
         while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
             self.producer.poll(Duration::from_millis(1));
         }
-        self.producer.abort_transaction(TXN_TIMEOUT).map_err(kafka)
+        Ok(self.producer.abort_transaction(TXN_TIMEOUT)?)
     }
 
     fn work(
@@ -549,11 +547,9 @@ impl Worker {
             }
         }
         let mut offsets = TopicPartitionList::new();
-        for e in consumer.position().map_err(kafka)?.elements() {
+        for e in consumer.position()?.elements() {
             if let Offset::Offset(o) = e.offset() {
-                offsets
-                    .add_partition_offset(e.topic(), e.partition(), Offset::Offset(o))
-                    .map_err(kafka)?;
+                offsets.add_partition_offset(e.topic(), e.partition(), Offset::Offset(o))?;
             }
         }
         // commit_transaction flushes, but rdkafka's flush polls in steps of up to 100 ms;
@@ -564,12 +560,9 @@ impl Worker {
         }
         let group = consumer.group_metadata().ok_or(Error::NotAssigned(-1))?;
         self.producer
-            .send_offsets_to_transaction(&offsets, &group, TXN_TIMEOUT)
-            .map_err(kafka)?;
-        self.producer
-            .commit_transaction(TXN_TIMEOUT)
-            .map_err(kafka)?;
-        self.producer.begin_transaction().map_err(kafka)?;
+            .send_offsets_to_transaction(&offsets, &group, TXN_TIMEOUT)?;
+        self.producer.commit_transaction(TXN_TIMEOUT)?;
+        self.producer.begin_transaction()?;
         self.pending = false;
         for shard in self.shards.values_mut() {
             shard.touched = false;
@@ -614,7 +607,7 @@ impl Worker {
         if self.pending {
             self.metrics.aborts.inc();
             self.abort()?;
-            self.producer.begin_transaction().map_err(kafka)?;
+            self.producer.begin_transaction()?;
             self.pending = false;
             // What was routed and marked in the aborted transaction is routed again; a
             // marker must not run ahead of the copies it vouches for.
@@ -625,7 +618,7 @@ impl Worker {
                 *activity = (Instant::now(), false);
             }
         }
-        let assignment = consumer.assignment().map_err(kafka)?;
+        let assignment = consumer.assignment()?;
         tracing::info!(
             partitions = ?assignment
                 .elements()
@@ -697,12 +690,8 @@ impl Worker {
                     record = r;
                     self.producer.poll(Duration::from_millis(1));
                 }
-                Err((e, _)) => return Err(kafka(e)),
+                Err((e, _)) => return Err(e.into()),
             }
         }
     }
-}
-
-fn kafka(e: KafkaError) -> Error {
-    Error::Kafka(relec_plumbing::Error::Kafka(e))
 }
