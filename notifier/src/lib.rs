@@ -1,3 +1,6 @@
 //! Notifier stage: consumes `relec.alerts`, routes each alert to the National Contact Points
 //! whose subscriptions and clearance match, and delivers by email and webhook.
-//! The stage itself arrives with issue #6.
+
+pub mod notification;
+
+pub use notification::Notification;
