@@ -43,6 +43,9 @@ pub enum Command {
     /// Run the rules stage: evaluate the rules directory over the incidents and write alert
     /// transitions, exactly once (or check rule files with `relec rules check`).
     Rules(RulesArgs),
+    /// Run a statistical aberration detector (EARS, CUSUM, EWMA, Farrington) over a CSV of
+    /// counts, as R's surveillance package would, and print its bounds and alarms as CSV.
+    Detect(Box<DetectArgs>),
     /// Measure parts of relec on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -226,4 +229,124 @@ pub enum RulesCommand {
         #[arg(default_value = "rules/pack")]
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// ears-c1, ears-c2, ears-c3, cusum, ewma, farrington or farrington-flexible.
+    pub method: String,
+    /// CSV with a header and a `count` column, oldest row first; an optional `t` column is
+    /// copied to the output as each row's label. "-" reads standard input.
+    #[arg(long)]
+    pub input: PathBuf,
+    #[command(flatten)]
+    pub params: DetectParams,
+}
+
+/// The detectors' parameters, named after the surveillance package's control names; each
+/// defaults to the package's default for the method, and one that the method does not take
+/// is an error.
+#[derive(Debug, Args)]
+pub struct DetectParams {
+    /// Time points to evaluate, FROM:TO, 1-based row positions (default: every point with
+    /// enough history before it; for cusum and ewma the values before FROM are the
+    /// reference period).
+    #[arg(long, value_name = "FROM:TO")]
+    pub range: Option<String>,
+    /// EARS: points in the moving baseline [7].
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Level: EARS [0.001, C3 0.025], Farrington [0.05]; CUSUM pearsonNegBin dispersion [0.1].
+    #[arg(long)]
+    pub alpha: Option<String>,
+    /// EARS: floor for the baseline standard deviation [0].
+    #[arg(long)]
+    pub min_sigma: Option<String>,
+    /// CUSUM: reference value [1.04].
+    #[arg(long)]
+    pub k: Option<String>,
+    /// CUSUM: decision interval [2.26].
+    #[arg(long)]
+    pub h: Option<String>,
+    /// CUSUM: in-control mean [the mean of the values before the range].
+    #[arg(long)]
+    pub m: Option<String>,
+    /// CUSUM: standard, rossi, anscombe, anscombe2nd, pearsonNegBin or none [standard].
+    #[arg(long)]
+    pub trans: Option<String>,
+    /// EWMA: weight of the newest count [0.2].
+    #[arg(long)]
+    pub lambda: Option<String>,
+    /// EWMA: control limit width in standard deviations [3].
+    #[arg(long = "l", visible_alias = "limit")]
+    pub l: Option<String>,
+    /// Farrington: years back [5].
+    #[arg(long)]
+    pub b: Option<String>,
+    /// Farrington: half-width of each year's window [3].
+    #[arg(long)]
+    pub w: Option<String>,
+    /// Farrington: points per year, the series' frequency [52].
+    #[arg(long)]
+    pub period: Option<String>,
+    /// Farrington-flexible: seasonal blocks per year [1].
+    #[arg(long)]
+    pub no_periods: Option<String>,
+    /// Farrington-flexible: recent points left out of the baseline [w].
+    #[arg(long)]
+    pub past_weeks_not_included: Option<String>,
+    /// Farrington-flexible: Anscombe residuals above this are down-weighted [2.58].
+    #[arg(long)]
+    pub weights_threshold: Option<String>,
+    /// Farrington-flexible: a trend is kept when its p-value is below this [0.05].
+    #[arg(long)]
+    pub p_threshold_trend: Option<String>,
+    /// Farrington-flexible: delta, nbPlugin or muan [delta].
+    #[arg(long)]
+    pub threshold_method: Option<String>,
+    /// Farrington: power transformation, 2/3, 1/2 or none [2/3].
+    #[arg(long)]
+    pub powertrans: Option<String>,
+    /// Farrington: no alarm unless CASES cases in the last PERIOD points [5,4].
+    #[arg(long, value_name = "CASES,PERIOD")]
+    pub limit54: Option<String>,
+    /// Farrington: reweight outlying baseline points, true or false [true].
+    #[arg(long)]
+    pub reweight: Option<String>,
+    /// Farrington: fit a linear trend (kept only if significant), true or false [true].
+    #[arg(long)]
+    pub trend: Option<String>,
+}
+
+impl DetectParams {
+    /// The flags given, by name without dashes, for [`relec_detect::Detector::from_flags`].
+    pub fn given(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("range", &self.range),
+            ("baseline", &self.baseline),
+            ("alpha", &self.alpha),
+            ("min-sigma", &self.min_sigma),
+            ("k", &self.k),
+            ("h", &self.h),
+            ("m", &self.m),
+            ("trans", &self.trans),
+            ("lambda", &self.lambda),
+            ("l", &self.l),
+            ("b", &self.b),
+            ("w", &self.w),
+            ("period", &self.period),
+            ("no-periods", &self.no_periods),
+            ("past-weeks-not-included", &self.past_weeks_not_included),
+            ("weights-threshold", &self.weights_threshold),
+            ("p-threshold-trend", &self.p_threshold_trend),
+            ("threshold-method", &self.threshold_method),
+            ("powertrans", &self.powertrans),
+            ("limit54", &self.limit54),
+            ("reweight", &self.reweight),
+            ("trend", &self.trend),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+        .collect()
+    }
 }

@@ -5,6 +5,7 @@ mod bench_ingest;
 mod bench_rules;
 mod bench_stage;
 mod config;
+mod detect;
 mod ingest;
 mod publish;
 mod rules;
@@ -51,6 +52,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             telemetry::init_logs(&config.telemetry)?;
             simulate::run(args, &config).await
         }
+        // A detector over a file needs no config, brokers or telemetry.
+        Command::Detect(args) => detect::run(&args),
         Command::Bench(command) => {
             let config = load(&cli.global)?;
             bench::run(command, &config).await
