@@ -304,6 +304,14 @@ pub struct TopicsConfig {
     /// Internal to the rules stage: its state, compacted, one partition per repartition
     /// partition; read back on restart and rebalance.
     pub rules_changelog: TopicSpec,
+    /// Deliveries that failed for good (permanent error or attempts used up), with the
+    /// reason, for an operator to inspect and replay (`relec notify dlq`).
+    pub notifications_dlq: TopicSpec,
+    /// Internal to the notifier: what was delivered to whom, compacted, so a restarted
+    /// notifier does not send again what already arrived.
+    pub notifier_deliveries: TopicSpec,
+    /// The notifier's silences, compacted by silence id.
+    pub notifier_silences: TopicSpec,
 }
 
 impl Default for TopicsConfig {
@@ -314,19 +322,25 @@ impl Default for TopicsConfig {
             alerts: TopicSpec::new("relec.alerts", 3, Some(days(400))),
             rules_repartition: TopicSpec::new("relec.rules.repartition", 6, Some(days(7))),
             rules_changelog: TopicSpec::changelog("relec.rules.changelog", 6),
+            notifications_dlq: TopicSpec::new("relec.notifications.dlq", 1, Some(days(30))),
+            notifier_deliveries: TopicSpec::changelog("relec.notifier.deliveries", 3),
+            notifier_silences: TopicSpec::changelog("relec.notifier.silences", 1),
         }
     }
 }
 
 impl TopicsConfig {
     /// Every topic with its config key, in a stable order.
-    pub fn all(&self) -> [(&'static str, &TopicSpec); 5] {
+    pub fn all(&self) -> [(&'static str, &TopicSpec); 8] {
         [
             ("incidents", &self.incidents),
             ("incidents_rejected", &self.incidents_rejected),
             ("alerts", &self.alerts),
             ("rules_repartition", &self.rules_repartition),
             ("rules_changelog", &self.rules_changelog),
+            ("notifications_dlq", &self.notifications_dlq),
+            ("notifier_deliveries", &self.notifier_deliveries),
+            ("notifier_silences", &self.notifier_silences),
         ]
     }
 }

@@ -3,6 +3,7 @@
 
 mod ingest;
 mod kafka;
+mod notifier;
 mod problems;
 mod rules;
 mod secret;
@@ -17,6 +18,7 @@ pub use kafka::{
     Compression, ConsumerConfig, EMBEDDED, KafkaConfig, ProducerConfig, RegistryConfig, SaslConfig,
     SaslMechanism, SecurityProtocol, TlsConfig, TopicSpec, TopicsConfig,
 };
+pub use notifier::{NotifierConfig, RetryConfig, SmtpConfig, SmtpSecurity, is_loopback};
 pub use problems::{Problem, Problems, Validate, key};
 pub use rules::{RuleLimits, RulesConfig};
 pub use secret::Secret;
@@ -37,6 +39,7 @@ pub struct Config {
     pub schema_registry: Option<RegistryConfig>,
     pub ingest: IngestConfig,
     pub rules: RulesConfig,
+    pub notifier: NotifierConfig,
     pub telemetry: TelemetryConfig,
     pub shutdown: ShutdownConfig,
 }
@@ -83,6 +86,7 @@ impl Config {
                 .and_then(|v| section(v, "schema_registry", &mut problems)),
             ingest: defaulted(&mut table, "ingest", &mut problems),
             rules: defaulted(&mut table, "rules", &mut problems),
+            notifier: defaulted(&mut table, "notifier", &mut problems),
             telemetry: defaulted(&mut table, "telemetry", &mut problems),
             shutdown: defaulted(&mut table, "shutdown", &mut problems),
         };
@@ -104,6 +108,7 @@ impl Validate for Config {
         self.topics.validate("topics", problems);
         self.ingest.validate("ingest", problems);
         self.rules.validate("rules", problems);
+        self.notifier.validate("notifier", problems);
         self.telemetry.validate("telemetry", problems);
         self.shutdown.validate("shutdown", problems);
         if let Some(registry) = &self.schema_registry {

@@ -6,6 +6,7 @@
 //! → (one processor per partition) → `relec.alerts`, with each processor's state in
 //! `relec.rules.changelog`. Both hops commit in transactions with their input offsets.
 
+mod frame;
 mod restore;
 mod worker;
 

@@ -32,12 +32,15 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     error::Error,
     events::RulesMetrics,
-    processor::{Key, Output, Processor, Settings, route_keys},
+    processor::{Output, Processor, Settings, route_keys},
     reload::RuleSet,
     rule::Rule,
 };
 
-use super::restore::restore;
+use super::{
+    frame::{self, FRAME_HEADER, FRAME_VERSION, Pending, partition_of},
+    restore::restore,
+};
 
 /// Header of the watermark markers the router writes to every repartition partition.
 pub const WATERMARK_HEADER: &str = "relec.watermark";
@@ -148,6 +151,8 @@ pub(crate) struct Worker {
     pub advance_idle_after: Option<Duration>,
     live: Vec<Arc<Rule>>,
     shards: BTreeMap<i32, Shard>,
+    /// Copies routed but not yet written, by repartition partition.
+    frames: BTreeMap<i32, Pending>,
     /// Per assigned input partition: the latest report time routed, and the marker last
     /// sent about it.
     routed: BTreeMap<i32, (i64, Option<Marker>)>,
@@ -196,6 +201,7 @@ impl Worker {
             advance_idle_after: config.advance_idle_after,
             live,
             shards: BTreeMap::new(),
+            frames: BTreeMap::new(),
             routed: BTreeMap::new(),
             activity: BTreeMap::new(),
             last_input: Instant::now(),
@@ -287,8 +293,8 @@ impl Worker {
     }
 
     /// An incident from `relec.incidents`: a copy to the partition of each group key the
-    /// rules need (undecodable or invalid ones are counted and passed over; the ingest
-    /// screen keeps them in the rejected topic).
+    /// rules need, gathered into that partition's next frame (undecodable or invalid ones
+    /// are counted and passed over; the ingest screen keeps them in the rejected topic).
     fn route(&mut self, m: &BorrowedMessage<'_>) -> Result<(), Error> {
         self.last_input = Instant::now();
         let payload = m.payload().unwrap_or_default();
@@ -309,15 +315,37 @@ impl Worker {
         self.activity.insert(m.partition(), (Instant::now(), false));
         let routed = self.routed.entry(m.partition()).or_insert((i64::MIN, None));
         routed.0 = routed.0.max(event.reported_at);
+        let event = Arc::new(event);
         for key in route_keys(&self.live, &event) {
-            let key = serde_json::to_vec(&key)?;
-            self.send(
-                BaseRecord::to(&self.topics.repartition)
-                    .key(key.as_slice())
-                    .payload(payload),
-            )?;
+            let partition = partition_of(&key, self.partitions)?;
+            let pending = self.frames.entry(partition).or_default();
+            pending.push(key, &event, payload.len());
+            if pending.full() {
+                self.write_frame(partition)?;
+            }
         }
         Ok(())
+    }
+
+    /// Writes the copies gathered for `partition` as one frame record.
+    fn write_frame(&mut self, partition: i32) -> Result<(), Error> {
+        let Some(pending) = self.frames.get_mut(&partition) else {
+            return Ok(());
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let payload = pending.take()?;
+        let headers = OwnedHeaders::new().insert(Header {
+            key: FRAME_HEADER,
+            value: Some(FRAME_VERSION),
+        });
+        self.send(
+            BaseRecord::<[u8], [u8]>::to(&self.topics.repartition)
+                .partition(partition)
+                .payload(payload.as_slice())
+                .headers(headers),
+        )
     }
 
     fn skip(&self, m: &BorrowedMessage<'_>, reason: &str) {
@@ -330,7 +358,7 @@ impl Worker {
         );
     }
 
-    /// A routed incident or a watermark marker on one repartition partition.
+    /// A frame of routed incidents or a watermark marker on one repartition partition.
     fn evaluate(&mut self, m: &BorrowedMessage<'_>) -> Result<(), Error> {
         let partition = m.partition();
         if !self.shards.contains_key(&partition) {
@@ -338,52 +366,59 @@ impl Worker {
             // transaction and start again from the last commit rather than guess.
             return Err(Error::NotAssigned(partition));
         }
-        let marker = m.headers().and_then(|h| {
-            h.iter()
-                .find(|h| h.key == WATERMARK_HEADER)
-                .and_then(|h| serde_json::from_slice::<Marker>(h.value?).ok())
-        });
-        let out = if let Some(m) = marker {
-            self.shard(partition)?
-                .processor
-                .advance_source(m.source, m.of, m.watermark, m.idle)
-        } else {
-            let payload = m.payload().unwrap_or_default();
-            let (key, event) = match (
-                serde_json::from_slice::<Key>(m.key().unwrap_or_default()),
-                self.decode(payload),
-            ) {
-                (Ok(key), Ok(event)) => (key, event),
-                (Err(e), _) => {
-                    self.skip(m, &format!("repartition key: {e}"));
-                    return Ok(());
-                }
-                (_, Err(e)) => {
-                    self.skip(m, &e.to_string());
-                    return Ok(());
-                }
+        let header = |name: &str| {
+            m.headers()
+                .and_then(|h| h.iter().find(|h| h.key == name).and_then(|h| h.value))
+        };
+        if let Some(value) = header(WATERMARK_HEADER) {
+            let Ok(marker) = serde_json::from_slice::<Marker>(value) else {
+                self.skip(m, "unreadable watermark marker");
+                return Ok(());
             };
             let shard = self.shard(partition)?;
-            let behind = shard
-                .processor
-                .watermark()
-                .saturating_sub(event.reported_at);
-            let id = event.event_id.clone();
-            let out = shard.processor.process_keyed(key, Arc::new(event));
-            self.metrics.lateness.observe(behind.max(0) as f64 / 1000.0);
-            let outcome = if out.duplicate {
-                "duplicate"
-            } else if out.late {
-                tracing::info!(event_id = %id, behind_ms = behind, "late incident: its report day was evaluated already; it counts from the next day on");
-                "late"
-            } else {
-                "processed"
-            };
-            self.metrics.events.with_label_values(&[outcome]).inc();
-            out
+            shard.touched = true;
+            let out = shard.processor.advance_source(
+                marker.source,
+                marker.of,
+                marker.watermark,
+                marker.idle,
+            );
+            return self.emit(out);
+        }
+        if header(FRAME_HEADER) != Some(FRAME_VERSION) {
+            self.skip(m, "not a frame of this build's format");
+            return Ok(());
+        }
+        let copies = match frame::decode(m.payload().unwrap_or_default()) {
+            Ok(copies) => copies,
+            Err(e) => {
+                self.skip(m, &format!("frame: {e}"));
+                return Ok(());
+            }
         };
-        self.shard(partition)?.touched = true;
-        self.emit(out)
+        for copy in copies {
+            for key in copy.keys {
+                let shard = self.shard(partition)?;
+                shard.touched = true;
+                let behind = shard
+                    .processor
+                    .watermark()
+                    .saturating_sub(copy.event.reported_at);
+                let out = shard.processor.process_keyed(key, copy.event.clone());
+                self.metrics.lateness.observe(behind.max(0) as f64 / 1000.0);
+                let outcome = if out.duplicate {
+                    "duplicate"
+                } else if out.late {
+                    tracing::info!(event_id = %copy.event.event_id, behind_ms = behind, "late incident: its report day was evaluated already; it counts from the next day on");
+                    "late"
+                } else {
+                    "processed"
+                };
+                self.metrics.events.with_label_values(&[outcome]).inc();
+                self.emit(out)?;
+            }
+        }
+        Ok(())
     }
 
     fn shard(&mut self, partition: i32) -> Result<&mut Shard, Error> {
@@ -532,6 +567,10 @@ impl Worker {
                 None => record,
             })?;
         }
+        let partitions: Vec<i32> = self.frames.keys().copied().collect();
+        for partition in partitions {
+            self.write_frame(partition)?;
+        }
         for marker in markers {
             let value = serde_json::to_vec(&marker)?;
             for partition in 0..self.partitions {
@@ -609,6 +648,7 @@ impl Worker {
             self.abort()?;
             self.producer.begin_transaction()?;
             self.pending = false;
+            self.frames.clear();
             // What was routed and marked in the aborted transaction is routed again; a
             // marker must not run ahead of the copies it vouches for.
             for routed in self.routed.values_mut() {

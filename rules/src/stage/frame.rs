@@ -1,0 +1,124 @@
+//! The records of the repartition topic. The router does not write one record per routed
+//! copy: it gathers, per repartition partition, the copies of many incidents into one
+//! frame (decoded events with the keys each goes to, in postcard) and writes the frame as
+//! one record. The broker and both clients then handle a few records per commit instead
+//! of one per copy, and the receiving shard decodes a compact form instead of Avro again.
+//! Watermark markers stay records of their own (see the worker).
+
+use std::sync::Arc;
+
+use crate::{error::Error, processor::Key};
+use relec_schemas::IncidentEvent;
+
+/// Header naming a frame record and its format version.
+pub const FRAME_HEADER: &str = "relec.copies";
+/// The frame format this build writes and reads.
+pub const FRAME_VERSION: &[u8] = b"1";
+/// A frame is written once its events' encoded size passes this; well under Kafka's
+/// default 1 MB record limit.
+pub const FRAME_BYTES: usize = 256 * 1024;
+
+/// One incident and the group keys of one repartition partition it is routed to.
+#[derive(Debug, Clone)]
+pub struct Copy {
+    pub keys: Vec<Key>,
+    pub event: Arc<IncidentEvent>,
+}
+
+/// The repartition partition of a key: CRC-32 of its JSON form, modulo the partition
+/// count, which is how librdkafka's default (consistent) partitioner places a keyed
+/// record. The changelog's shards follow it, so it must never change.
+pub fn partition_of(key: &Key, partitions: i32) -> Result<i32, Error> {
+    let bytes = serde_json::to_vec(key)?;
+    Ok((crc32fast::hash(&bytes) % partitions.max(1) as u32) as i32)
+}
+
+/// The copies routed to one partition since its last frame was written.
+#[derive(Debug, Default)]
+pub struct Pending {
+    copies: Vec<Copy>,
+    bytes: usize,
+}
+
+impl Pending {
+    /// Adds `event` for `key`; the event's copy is shared by all its keys on this partition.
+    pub fn push(&mut self, key: Key, event: &Arc<IncidentEvent>, size: usize) {
+        match self.copies.last_mut() {
+            Some(last) if Arc::ptr_eq(&last.event, event) => last.keys.push(key),
+            _ => {
+                self.copies.push(Copy {
+                    keys: vec![key],
+                    event: event.clone(),
+                });
+                self.bytes += size;
+            }
+        }
+    }
+
+    /// Full enough to be written now.
+    pub fn full(&self) -> bool {
+        self.bytes >= FRAME_BYTES
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.copies.is_empty()
+    }
+
+    /// The frame's payload; afterwards this is empty.
+    pub fn take(&mut self) -> Result<Vec<u8>, Error> {
+        let copies: Vec<(&Vec<Key>, &IncidentEvent)> =
+            self.copies.iter().map(|c| (&c.keys, &*c.event)).collect();
+        let payload = postcard::to_allocvec(&copies)?;
+        self.copies.clear();
+        self.bytes = 0;
+        Ok(payload)
+    }
+}
+
+/// The copies in a frame's payload.
+pub fn decode(payload: &[u8]) -> Result<Vec<Copy>, Error> {
+    let copies: Vec<(Vec<Key>, IncidentEvent)> = postcard::from_bytes(payload)?;
+    Ok(copies
+        .into_iter()
+        .map(|(keys, event)| Copy {
+            keys,
+            event: Arc::new(event),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(route: &str) -> Key {
+        vec![("route".into(), route.into())]
+    }
+
+    #[test]
+    fn partitions_follow_the_crc32_of_the_json_key() {
+        // The IEEE CRC-32 librdkafka's rd_crc32 computes (its check value).
+        assert_eq!(crc32fast::hash(b"123456789"), 0xCBF4_3926);
+        let bytes = br#"[["route","IRN-TUR"]]"#;
+        assert_eq!(serde_json::to_vec(&key("IRN-TUR")).unwrap(), bytes);
+        let expected = (crc32fast::hash(bytes) % 6) as i32;
+        assert_eq!(partition_of(&key("IRN-TUR"), 6).unwrap(), expected);
+        assert_eq!(partition_of(&key("IRN-TUR"), 1).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_frame_round_trips_and_shares_an_event_between_its_keys() {
+        let event = Arc::new(relec_schemas::sample::incident(1, 0));
+        let mut pending = Pending::default();
+        pending.push(key("A"), &event, 100);
+        pending.push(key("B"), &event, 100);
+        let other = Arc::new(relec_schemas::sample::incident(1, 1));
+        pending.push(key("A"), &other, 100);
+        assert!(!pending.full());
+        let copies = decode(&pending.take().unwrap()).unwrap();
+        assert!(pending.is_empty());
+        assert_eq!(copies.len(), 2);
+        assert_eq!(copies[0].keys, vec![key("A"), key("B")]);
+        assert_eq!(*copies[0].event, *event);
+    }
+}
