@@ -684,7 +684,10 @@ async fn rules_reload_while_the_stage_runs_and_a_broken_file_keeps_the_live_vers
     std::fs::create_dir(&rules).expect("rules dir");
     for entry in std::fs::read_dir(pack_dir()).expect("pack") {
         let path = entry.expect("entry").path();
-        std::fs::copy(&path, rules.join(path.file_name().expect("name"))).expect("copy");
+        // The rule files, not the fixtures directory.
+        if path.is_file() {
+            std::fs::copy(&path, rules.join(path.file_name().expect("name"))).expect("copy");
+        }
     }
     let extra = rules.join("big_crossing.rhai");
     std::fs::write(&extra, OVER_10000).expect("rule file");

@@ -42,6 +42,7 @@ RUST_LOG=warn cargo run --quiet --locked -p relec -- --brokers "$RELEC_TEST_BROK
     bench ingest --events 2000 >/dev/null
 cargo run --quiet --locked -p relec -- --brokers "$RELEC_TEST_BROKERS" \
     bench stage --days 10 --rounds 1 --evaluations 1000 >/dev/null
+cargo run --quiet --locked -p relec -- rules test rules/pack | grep -v '^  ok '
 
 # One closing line over every test binary (cargo prints one per binary, the last of which
 # is often an empty doc-test run).

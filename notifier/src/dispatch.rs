@@ -38,16 +38,35 @@ pub struct Recipient {
 }
 
 /// A notification and the channel it is for.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outbound {
     pub channel: ChannelId,
     pub notification: Notification,
 }
 
 /// Every aggregation group, by group key.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Dispatcher {
     groups: BTreeMap<String, Group>,
+    /// Keys of the groups that changed (or went) since [`Dispatcher::take_changed`]
+    /// was last called: what the stage checkpoints. Not state itself.
+    #[serde(skip)]
+    changed: BTreeSet<String>,
+}
+
+/// Equal when the groups are: which changed since the last checkpoint is not state.
+impl PartialEq for Dispatcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.groups == other.groups
+    }
+}
+
+/// A group an alert transition went into, and when that group flushes next: the
+/// transition is in the notifications of the first flush at or after `flush_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    pub group_key: String,
+    pub flush_at: i64,
 }
 
 /// Alerts of one route with the same `group_by` label values.
@@ -84,24 +103,46 @@ impl Dispatcher {
         Self::default()
     }
 
-    /// Puts an alert transition into the group of each route it takes. A new group first
-    /// flushes `group_wait` after `now`.
-    pub fn insert(&mut self, routes: &RouteTree, alert: &Alert, now: i64) {
+    /// Puts an alert transition into the group of each route it takes, and says which
+    /// groups those are. A new group first flushes `group_wait` after `now`.
+    pub fn insert(&mut self, routes: &RouteTree, alert: &Alert, now: i64) -> Vec<Joined> {
         let labels = labels_of(alert);
+        let mut joined = Vec::new();
         for route in routes.matching(&labels) {
             let group_labels = route.group_labels(&labels);
             let key = group_key(&route.id, &group_labels);
-            match self.groups.get_mut(&key) {
-                Some(group) => group.insert(alert),
+            let flush_at = match self.groups.get_mut(&key) {
+                Some(group) => {
+                    group.insert(alert);
+                    group.next_flush_at
+                }
                 // A resolved alert nobody was told about firing needs no group.
-                None if alert.status == AlertStatus::Resolved => {}
+                None if alert.status == AlertStatus::Resolved => continue,
                 None => {
                     let mut group = Group::new(route, group_labels, now);
                     group.insert(alert);
-                    self.groups.insert(key, group);
+                    let flush_at = group.next_flush_at;
+                    self.groups.insert(key.clone(), group);
+                    flush_at
                 }
-            }
+            };
+            self.changed.insert(key.clone());
+            joined.push(Joined {
+                group_key: key,
+                flush_at,
+            });
         }
+        joined
+    }
+
+    /// Every group and when it flushes next.
+    pub fn flushes(&self) -> Vec<Joined> {
+        (self.groups.iter())
+            .map(|(key, g)| Joined {
+                group_key: key.clone(),
+                flush_at: g.next_flush_at,
+            })
+            .collect()
     }
 
     /// When the next flush is due, if any group exists.
@@ -122,8 +163,29 @@ impl Dispatcher {
             if group.alerts.is_empty() {
                 self.groups.remove(&key);
             }
+            self.changed.insert(key);
         }
         out
+    }
+
+    /// The groups changed since the last call, each as its JSON (`None`: the group is
+    /// gone), for the stage's checkpoint.
+    pub fn take_changed(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|key| {
+                let json = (self.groups.get(&key))
+                    .map(|g| serde_json::to_vec(g).expect("a group serialises"));
+                (key, json)
+            })
+            .collect()
+    }
+
+    /// Puts back a group as [`Dispatcher::take_changed`] wrote it.
+    pub fn restore_group(&mut self, key: &str, json: &[u8]) -> Result<(), serde_json::Error> {
+        let group: Group = serde_json::from_slice(json)?;
+        self.groups.insert(key.to_owned(), group);
+        Ok(())
     }
 
     /// Every firing alert in any group, each once: the sources inhibition looks at.

@@ -1,16 +1,23 @@
 //! Notifier stage: consumes `relec.alerts`, routes each alert to the National Contact Points
 //! whose subscriptions and clearance match, and delivers by email and webhook.
 
+pub mod breaker;
+pub mod channels;
+pub mod deliveries;
 pub mod dispatch;
+pub mod dlq;
 pub mod email;
 mod error;
+pub mod events;
 pub mod inhibit;
+pub mod ledger;
 pub mod matcher;
 pub mod notification;
 pub mod retry;
 pub mod route;
 pub mod router;
 pub mod silence;
+pub mod stage;
 pub mod subscriptions;
 #[cfg(test)]
 mod testkit;

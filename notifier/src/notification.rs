@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 
 use relec_schemas::{Alert, AlertStatus, Tlp};
+use serde::{Deserialize, Serialize};
 
 /// One message to one channel of one subscriber: the alerts of one group (Alertmanager's
 /// aggregation group) at the moment the group is flushed.
-#[derive(Debug, Clone, PartialEq)]
+/// Serde, so a delivery in flight can be checkpointed and a dead-lettered one replayed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// The subscriber's id, as in the subscriptions file.
     pub subscriber: String,

@@ -6,7 +6,7 @@ use relec_schemas::Alert;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    dispatch::{Audience, Dispatcher, Outbound, Recipient},
+    dispatch::{Audience, Dispatcher, Joined, Outbound, Recipient},
     inhibit::is_inhibited,
     matcher::{Labels, labels_of},
     silence::Silences,
@@ -27,9 +27,33 @@ impl Router {
         Self::default()
     }
 
-    /// Takes one alert transition, at `now` (the stage's clock, in ms since the epoch).
-    pub fn receive(&mut self, subscriptions: &Subscriptions, alert: &Alert, now: i64) {
-        self.dispatcher.insert(subscriptions.routes(), alert, now);
+    /// Takes one alert transition, at `now` (the stage's clock, in ms since the epoch),
+    /// and says where it went: the stage holds the alert's offset until those groups
+    /// flushed and their deliveries ended.
+    pub fn receive(&mut self, subscriptions: &Subscriptions, alert: &Alert, now: i64) -> Received {
+        let joined = self.dispatcher.insert(subscriptions.routes(), alert, now);
+        let policy = Policy {
+            subscriptions,
+            silences: &Silences::default(),
+            firing: Vec::new(),
+            now,
+        };
+        let labels = labels_of(alert);
+        let reachable = (subscriptions.routes().matching(&labels).into_iter())
+            .flat_map(|route| policy.recipients(&route.id, &route.receiver))
+            .any(|r| r.access.may_receive(alert.handling));
+        Received { joined, reachable }
+    }
+
+    /// The groups changed since the last call, as JSON (`None`: gone): what a checkpoint
+    /// of the stage writes.
+    pub fn take_changed(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        self.dispatcher.take_changed()
+    }
+
+    /// Puts back one group a checkpoint wrote.
+    pub fn restore_group(&mut self, key: &str, json: &[u8]) -> Result<(), serde_json::Error> {
+        self.dispatcher.restore_group(key, json)
     }
 
     /// The notifications due at `now`, one per recipient channel and group.
@@ -58,10 +82,25 @@ impl Router {
         self.dispatcher.next_due()
     }
 
+    /// Every open group and when it flushes next.
+    pub fn flushes(&self) -> Vec<Joined> {
+        self.dispatcher.flushes()
+    }
+
     /// How many aggregation groups are open.
     pub fn groups(&self) -> usize {
         self.dispatcher.len()
     }
+}
+
+/// Where [`Router::receive`] put an alert transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The groups it went into (none: a resolved alert whose firing nobody was told of).
+    pub joined: Vec<Joined>,
+    /// Whether any channel of the routes it takes may receive its handling code; false
+    /// means the subscriptions give it no recipient cleared for it, so nobody ever will.
+    pub reachable: bool,
 }
 
 /// Who hears a flush and what they may hear, from the subscriptions, the silences and

@@ -41,8 +41,13 @@ pub enum Command {
     /// ingest API, or Kafka.
     Simulate(SimulateArgs),
     /// Run the rules stage: evaluate the rules directory over the incidents and write alert
-    /// transitions, exactly once (or check rule files with `relec rules check`).
+    /// transitions, exactly once (or check, test and backtest rules: `relec rules check`,
+    /// `relec rules test`, `relec rules backtest`).
     Rules(RulesArgs),
+    /// Run the notifier stage: route alert transitions to the subscribers and deliver them
+    /// by email and webhook, at least once (or manage silences and dead letters:
+    /// `relec notify silence`, `relec notify dlq`).
+    Notify(crate::commands::notify::NotifyArgs),
     /// Run a statistical aberration detector (EARS, CUSUM, EWMA, Farrington) over a CSV of
     /// counts, as R's surveillance package would, and print its bounds and alarms as CSV.
     Detect(Box<DetectArgs>),
@@ -223,12 +228,58 @@ pub struct RulesArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
-    /// Compile and lint every rule in DIR (default rules/pack); report every problem with
-    /// its file, key or line:column, and exit 1 if there is any.
+    /// Compile and lint every rule in DIR (default rules/pack): syntax, metadata, calls to
+    /// unknown functions, fields, dimensions, and windows that do not parse or reach past
+    /// rules.horizon; report every problem as file:line:column, and exit 1 if there is any.
     Check {
         #[arg(default_value = "rules/pack")]
         dir: PathBuf,
     },
+    /// Run the fixture cases of the rules in DIR (default rules/pack): events in, expected
+    /// alert transitions out, on event time alone; print a diff for each failing case, and
+    /// exit 1 if any fails.
+    Test {
+        #[arg(default_value = "rules/pack")]
+        dir: PathBuf,
+        /// The fixture files (*.toml); default DIR/tests.
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
+    },
+    /// Replay past incidents from a file or a topic through the rules at full speed and
+    /// show the alert transitions that would have fired, and what each rule cost.
+    Backtest(BacktestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// The rules directory.
+    #[arg(long, default_value = "rules/pack")]
+    pub rules: PathBuf,
+    /// A file of incidents as `relec publish` reads it: .jsonl / .ndjson / .json or .csv.
+    #[arg(long, required_unless_present = "topic", conflicts_with = "topic")]
+    pub input: Option<PathBuf>,
+    /// A topic of the configured cluster, read from its beginning to its current end
+    /// (either wire format; no offsets are committed).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// First report day (UTC, YYYY-MM-DD) whose alerts are shown; earlier events still
+    /// build the baselines.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last report day (UTC, YYYY-MM-DD) replayed.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// How the transitions are printed.
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableFormat {
+    /// Aligned columns for people.
+    Table,
+    /// CSV with a header on standard output; the summary goes to standard error.
+    Csv,
 }
 
 #[derive(Debug, Args)]

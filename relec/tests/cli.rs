@@ -143,10 +143,11 @@ fn rules_check_passes_the_pack_and_names_each_problem() {
     );
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
+    // Each problem at the line and column of its key (see relec/tests/rules.rs for more).
     for part in [
-        "bad.rhai: id:",
-        "bad.rhai: severity:",
-        "bad.rhai: group_by[0]:",
+        "bad.rhai:2:4: id:",
+        "bad.rhai:2:30: severity:",
+        "bad.rhai:2:61: group_by[0]:",
         "syntax.rhai:1:",
     ] {
         assert!(stderr.contains(part), "{part} missing from:\n{stderr}");

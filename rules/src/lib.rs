@@ -6,12 +6,16 @@
 //! lateness, over the events *reported* by the end of D ("what was known that day"), so
 //! the same events give the same alerts however they were interleaved.
 
+pub mod backtest;
 pub mod checkpoint;
+pub mod detectors;
 pub mod dims;
 pub mod error;
 pub mod events;
+pub mod fixture;
 pub mod group;
 pub mod lifecycle;
+pub mod lint;
 pub mod processor;
 pub mod reload;
 pub mod rule;

@@ -208,6 +208,11 @@ impl Rule {
         })
     }
 
+    /// The compiled functions, constants inlined: what `relec rules check` lints.
+    pub(crate) fn ast(&self) -> &AST {
+        &self.ast
+    }
+
     /// Whether `event` passes the rule's filter: for every listed dimension, the event's
     /// value is allowed (for nationality, any of the event's nationalities is).
     pub fn matches(&self, event: &IncidentEvent) -> bool {

@@ -129,6 +129,7 @@ pub fn engine(limits: &Limits) -> Engine {
     forbid(&mut engine);
     register_group(&mut engine);
     register_stats(&mut engine);
+    crate::detectors::register(&mut engine);
     engine
 }
 
@@ -581,8 +582,8 @@ fn register_group(engine: &mut Engine) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Statistics over arrays of numbers. Detectors (EARS, CUSUM, EWMA...) join here: a pure
-// function in `stats` over `&[f64]`, registered below through `numbers`.
+// Statistics over arrays of numbers. The detectors (EARS, CUSUM, EWMA...) are registered
+// from `crate::detectors`.
 
 fn numbers(function: &str, values: &Array) -> Res<Vec<FLOAT>> {
     values

@@ -31,14 +31,20 @@ fn the_pack_loads() {
         ids,
         [
             "death_or_missing",
+            "ears_c2_border_section",
+            "facilitators_ewma",
             "new_crossing_point",
             "reporting_silence",
             "route_shift",
-            "route_spike"
+            "route_spike",
+            "trafficking_cusum"
         ]
     );
 
-    let spike = &rules[4];
+    let spike = rules
+        .iter()
+        .find(|r| r.id == "route_spike")
+        .expect("route_spike");
     assert_eq!(spike.severity, Severity::High);
     assert_eq!(spike.group_by, ["route"]);
     assert_eq!(

@@ -16,6 +16,7 @@ use super::rng::Rng;
 /// own and leave the ordinary incidents of the run untouched.
 const SURGE_KEY: u64 = 1 << 32;
 const CASUALTY_KEY: u64 = 2 << 32;
+const SMUGGLING_KEY: u64 = 3 << 32;
 /// Backlog jitter draws from a stream per event, on a day no run reaches.
 const SILENCE_DAY: u32 = u32::MAX;
 
@@ -131,6 +132,13 @@ impl<'a> Events<'a> {
                 let mut rng = Rng::stream(config.seed, day, SURGE_KEY | route as u64);
                 for _ in 0..rng.poisson(plan.extra_trafficking) {
                     let category = Some(IncidentCategory::Trafficking);
+                    self.push(incident::draft(&mut rng, route, plan, day_ms, category));
+                }
+            }
+            if plan.extra_smuggling > 0.0 {
+                let mut rng = Rng::stream(config.seed, day, SMUGGLING_KEY | route as u64);
+                for _ in 0..rng.poisson(plan.extra_smuggling) {
+                    let category = Some(IncidentCategory::Smuggling);
                     self.push(incident::draft(&mut rng, route, plan, day_ms, category));
                 }
             }

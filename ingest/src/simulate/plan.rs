@@ -52,6 +52,8 @@ pub(crate) struct Effects {
     new_points: Vec<(usize, usize, u32, f64)>,
     /// (reporting country, day, days, factor)
     surges: Vec<(&'static str, u32, u32, f64)>,
+    /// (route, day, days, factor)
+    smuggling: Vec<(usize, u32, u32, f64)>,
     /// (agency, from ms, until ms)
     pub(crate) silences: Vec<(&'static str, i64, i64)>,
     /// (route, day, hour, dead, missing)
@@ -122,6 +124,14 @@ impl Effects {
                     let iso3 = geography::country(country).expect("validated country").iso3;
                     e.surges.push((iso3, *day, *days, *factor));
                 }
+                Scenario::SmugglingSurge {
+                    route: r,
+                    day,
+                    days,
+                    factor,
+                } => {
+                    e.smuggling.push((route(r), *day, *days, *factor));
+                }
             }
         }
         e
@@ -135,28 +145,28 @@ pub(crate) struct RoutePlan {
     pub(crate) lambda: f64,
     /// Expected trafficking incidents on top, from a trafficking surge.
     pub(crate) extra_trafficking: f64,
+    /// Expected smuggling incidents on top, from a smuggling surge.
+    pub(crate) extra_smuggling: f64,
     /// Weight of each entry of `NATIONALITIES` as the group's main nationality.
     pub(crate) mix: [f64; NATIONALITIES.len()],
     /// Weight of each crossing point of the route (dormant ones 0 unless opened).
     pub(crate) points: Vec<f64>,
 }
 
-/// Expected share of trafficking among a route's incidents, from its points' kinds.
-fn trafficking_share(route: usize) -> f64 {
+/// Expected share of `category` among a route's incidents, from its points' kinds.
+fn category_share(route: usize, category: IncidentCategory) -> f64 {
     let points = ROUTES[route].points;
     let total: f64 = points.iter().map(|p| p.weight).sum();
     points
         .iter()
-        .map(|p| p.weight / total * trafficking_share_of(p.kind))
+        .map(|p| p.weight / total * category_share_of(p.kind, category))
         .sum()
 }
 
-fn trafficking_share_of(kind: PointKind) -> f64 {
+fn category_share_of(kind: PointKind, category: IncidentCategory) -> f64 {
     let w = category_weights(kind);
-    let trafficking = CATEGORIES
-        .iter()
-        .position(|c| *c == IncidentCategory::Trafficking);
-    w[trafficking.expect("a category")] / w.iter().sum::<f64>()
+    let index = CATEGORIES.iter().position(|c| *c == category);
+    w[index.expect("a category")] / w.iter().sum::<f64>()
 }
 
 /// The plan of every route (in `ROUTES` order) for `day` of a run starting at `start_ms`.
@@ -194,12 +204,21 @@ pub(crate) fn plan_day(effects: &Effects, scale: f64, start_ms: i64, day: u32) -
                 .filter(|s| s.0 == route.reporting_country)
             {
                 if within(day, start, days) {
-                    extra_trafficking += volume * trafficking_share(r) * (factor - 1.0);
+                    extra_trafficking +=
+                        volume * category_share(r, IncidentCategory::Trafficking) * (factor - 1.0);
+                }
+            }
+            let mut extra_smuggling = 0.0;
+            for &(_, start, days, factor) in effects.smuggling.iter().filter(|s| s.0 == r) {
+                if within(day, start, days) {
+                    extra_smuggling +=
+                        volume * category_share(r, IncidentCategory::Smuggling) * (factor - 1.0);
                 }
             }
             RoutePlan {
                 lambda: 0.0,
                 extra_trafficking,
+                extra_smuggling,
                 mix,
                 points,
             }

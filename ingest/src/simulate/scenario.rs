@@ -1,5 +1,5 @@
 //! Scenarios: the disturbances an early-warning rule should catch, injected into the
-//! simulated stream at chosen days, one per acceptance rule of the design brief. Each
+//! simulated stream at chosen days, each aimed at acceptance rules of the design brief. Each
 //! parses from a short string so the CLI can take them as arguments:
 //! `<kind>:<target>@<key>=<value>,...`, e.g. `spike:AFG-IRN-NIMROZ@day=60,days=7,factor=4`.
 
@@ -63,6 +63,15 @@ pub enum Scenario {
         days: u32,
         factor: f64,
     },
+    /// Smuggling incidents (facilitators detected) on the route are multiplied by `factor`
+    /// on days `day .. day + days`: a new network at work, not more crossings.
+    /// `smuggling:<route>@day=D,days=N,factor=F`
+    SmugglingSurge {
+        route: String,
+        day: u32,
+        days: u32,
+        factor: f64,
+    },
 }
 
 /// A scenario that does not parse or names something the simulator does not know; the
@@ -81,7 +90,7 @@ impl fmt::Display for ScenarioError {
 
 impl std::error::Error for ScenarioError {}
 
-const KINDS: &str = "spike, shift, new-point, silence, casualty, trafficking";
+const KINDS: &str = "spike, shift, new-point, silence, casualty, trafficking, smuggling";
 /// Defaults for the optional keys, named so the docs above and the parser agree.
 const DEFAULT_NEW_POINT_SHARE: f64 = 0.15;
 const DEFAULT_SILENCE_HOUR: u32 = 0;
@@ -108,7 +117,8 @@ impl Scenario {
             | Scenario::NewCrossingPoint { day, .. }
             | Scenario::ReportingSilence { day, .. }
             | Scenario::MassCasualty { day, .. }
-            | Scenario::TraffickingSurge { day, .. } => *day,
+            | Scenario::TraffickingSurge { day, .. }
+            | Scenario::SmugglingSurge { day, .. } => *day,
         }
     }
 
@@ -166,6 +176,14 @@ impl Scenario {
                 factor,
                 ..
             } => known_country(country)
+                .or_else(|| at_least_one("days", *days))
+                .or_else(|| surge_factor(*factor)),
+            Scenario::SmugglingSurge {
+                route,
+                days,
+                factor,
+                ..
+            } => known_route(route)
                 .or_else(|| at_least_one("days", *days))
                 .or_else(|| surge_factor(*factor)),
         }
@@ -332,7 +350,9 @@ impl FromStr for Scenario {
         let mut p = Params::parse(params).map_err(error)?;
         let scenario = parse_kind(kind.trim(), target, &mut p).map_err(error)?;
         let keys = match scenario {
-            Scenario::RouteSpike { .. } | Scenario::TraffickingSurge { .. } => "day, days, factor",
+            Scenario::RouteSpike { .. }
+            | Scenario::TraffickingSurge { .. }
+            | Scenario::SmugglingSurge { .. } => "day, days, factor",
             Scenario::RouteShift { .. } => "from, to, day, days, fraction",
             Scenario::NewCrossingPoint { .. } => "day, share",
             Scenario::ReportingSilence { .. } => "day, hours, hour",
@@ -381,6 +401,12 @@ fn parse_kind(kind: &str, target: String, p: &mut Params<'_>) -> Result<Scenario
         },
         "trafficking" => Scenario::TraffickingSurge {
             country: target,
+            day: p.take("day", None)?,
+            days: p.take("days", None)?,
+            factor: p.take("factor", None)?,
+        },
+        "smuggling" => Scenario::SmugglingSurge {
+            route: target,
             day: p.take("day", None)?,
             days: p.take("days", None)?,
             factor: p.take("factor", None)?,
@@ -446,6 +472,14 @@ impl fmt::Display for Scenario {
                     "trafficking:{country}@day={day},days={days},factor={factor}"
                 )
             }
+            Scenario::SmugglingSurge {
+                route,
+                day,
+                days,
+                factor,
+            } => {
+                write!(f, "smuggling:{route}@day={day},days={days},factor={factor}")
+            }
         }
     }
 }
@@ -463,6 +497,7 @@ mod tests {
             "silence:PAK-FIA@day=80,hour=6,hours=96",
             "casualty:IRN-TUR-VAN@day=90,hour=2,dead=12,missing=5",
             "trafficking:TUR@day=100,days=10,factor=5",
+            "smuggling:TUR-EU-EDIRNE@day=110,days=7,factor=4",
         ];
         for text in cases {
             let scenario: Scenario = text.parse().unwrap_or_else(|e| panic!("{e}"));
@@ -516,6 +551,8 @@ mod tests {
         assert!(problem("casualty:IRN-TUR-VAN@day=9,dead=0,missing=0").contains("at least 1"));
         assert!(problem("trafficking:GRC@day=1,days=2,factor=3").contains("\"GRC\""));
         assert!(problem("trafficking:TUR@day=1,days=2,factor=0.5").contains("at least 1"));
+        assert!(problem("smuggling:TUR@day=1,days=2,factor=3").contains("unknown route \"TUR\""));
+        assert!(problem("smuggling:TUR-EU-EDIRNE@day=1,days=2,factor=0.5").contains("at least 1"));
         assert!(problem("spike:IRN-TUR-VAN@day=1,days=2,factor=1e9").contains("at most 100"));
         assert!(problem("casualty:IRN-TUR-VAN@day=9,dead=-1,missing=2").contains("dead=-1"));
         assert!(problem("just words").contains("expected <kind>:<target>@"));

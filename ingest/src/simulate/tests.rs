@@ -399,6 +399,43 @@ fn a_trafficking_surge_multiplies_victims_identified_in_the_country() {
 }
 
 #[test]
+fn a_smuggling_surge_multiplies_facilitators_on_the_route() {
+    let surge = "smuggling:TUR-EU-EDIRNE@day=20,days=10,factor=4";
+    let base = run(config(12, 50, &[]));
+    let surged = run(config(12, 50, &[surge]));
+    let tally = |events: &[IncidentEvent], route| {
+        on_route(events, route, 20, 30).fold((0.0, 0.0, 0.0), |(s, f, p), e| {
+            let smuggling = f64::from(u8::from(e.category == IncidentCategory::Smuggling));
+            (
+                s + smuggling,
+                f + f64::from(e.facilitators),
+                p + f64::from(e.persons),
+            )
+        })
+    };
+    let ((s0, f0, p0), (s1, f1, p1)) = (
+        tally(&base, "TUR-EU-EDIRNE"),
+        tally(&surged, "TUR-EU-EDIRNE"),
+    );
+    assert!(
+        (3.4..4.6).contains(&(s1 / s0)),
+        "smuggling incidents {s0} -> {s1}"
+    );
+    assert!(f1 / f0 > 2.0, "facilitators {f0} -> {f1}");
+    assert!(
+        p1 / p0 < 1.8,
+        "persons {p0} -> {p1}: more smugglers, not a route spike"
+    );
+    let before = |events: &[IncidentEvent]| on_route(events, "TUR-EU-EDIRNE", 0, 20).count();
+    assert_eq!(before(&base), before(&surged), "no effect before the surge");
+    assert_eq!(
+        tally(&base, "IRN-TUR-VAN"),
+        tally(&surged, "IRN-TUR-VAN"),
+        "other routes untouched"
+    );
+}
+
+#[test]
 fn the_demo_runs_every_scenario_kind() {
     let config = demo();
     assert_eq!(config.days, 120);

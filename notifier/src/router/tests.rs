@@ -245,3 +245,55 @@ fn the_router_state_persists_as_json() {
     );
     assert_eq!(restored.groups(), 1);
 }
+
+#[test]
+fn receive_says_which_groups_and_whether_anyone_may_hear() {
+    let subs = subscriptions();
+    let mut router = Router::new();
+    let received = router.receive(&subs, &on_route("a", "route_spike", "IRN-TUR-VAN"), 5);
+    assert_eq!(received.joined.len(), 1);
+    assert_eq!(received.joined[0].flush_at, 5 + WAIT);
+    assert!(received.reachable);
+    // A second alert of the group flushes with it.
+    let second = router.receive(&subs, &on_route("b", "route_spike", "IRN-TUR-VAN"), 9);
+    assert_eq!(second.joined, received.joined);
+
+    // RED on the border route: only tur-ncp is named there, so someone hears it.
+    let red = handled(on_route("r", "route_spike", "IRN-TUR-VAN"), Tlp::Red);
+    assert!(router.receive(&subs, &red, 10).reachable);
+    // RED on the desk route names nobody: nobody ever receives it.
+    let red = handled(on_route("r2", "route_spike", "PAK-IRN-TAFTAN"), Tlp::Red);
+    assert!(!router.receive(&subs, &red, 10).reachable);
+
+    // A resolved alert nobody was told about joins no group.
+    let stray = resolved(&on_route("z", "route_spike", "AFG-PAK"), 20);
+    assert!(router.receive(&subs, &stray, 20).joined.is_empty());
+}
+
+#[test]
+fn changed_groups_are_handed_out_once_and_restore() {
+    let subs = subscriptions();
+    let mut router = Router::new();
+    router.receive(&subs, &on_route("a", "route_spike", "IRN-TUR-VAN"), 0);
+    let changed = router.take_changed();
+    assert_eq!(changed.len(), 1);
+    assert!(router.take_changed().is_empty(), "handed out once");
+
+    let mut restored = Router::new();
+    let (key, json) = &changed[0];
+    restored
+        .restore_group(key, json.as_deref().expect("a live group"))
+        .expect("restores");
+    assert_eq!(restored, router);
+    assert_eq!(restored.flushes(), router.flushes());
+
+    // The flush that empties the group reports it gone.
+    router.receive(
+        &subs,
+        &resolved(&on_route("a", "route_spike", "IRN-TUR-VAN"), 1),
+        1,
+    );
+    let _ = router.due(&subs, &Silences::default(), WAIT);
+    let gone = router.take_changed();
+    assert_eq!(gone, vec![(key.clone(), None)]);
+}

@@ -1,5 +1,6 @@
 //! Runs the chosen command with the loaded config.
 
+mod backtest;
 mod bench;
 mod bench_ingest;
 mod bench_rules;
@@ -7,6 +8,7 @@ mod bench_stage;
 mod config;
 mod detect;
 mod ingest;
+pub(crate) mod notify;
 mod publish;
 mod rules;
 mod simulate;
@@ -23,7 +25,7 @@ use relec_plumbing::{
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, Global};
+use crate::cli::{Cli, Command, Global, RulesCommand};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -44,9 +46,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             publish::run(args, &config).await
         }
         Command::Rules(args) => match args.command {
-            Some(command) => rules::check(command),
+            // The horizon and limits the stage would run them with come from the config.
+            Some(RulesCommand::Check { dir }) => rules::check(&dir, &load(&cli.global)?),
+            // Fixtures carry their own settings: they pass or fail the same anywhere.
+            Some(RulesCommand::Test { dir, fixtures }) => rules::test(&dir, fixtures.as_deref()),
+            Some(RulesCommand::Backtest(args)) => {
+                let config = load(&cli.global)?;
+                telemetry::init_logs(&config.telemetry)?;
+                backtest::run(args, &config).await
+            }
             None => rules::run(load(&cli.global)?).await,
         },
+        Command::Notify(args) => notify::run(args.command, load(&cli.global)?).await,
         Command::Simulate(args) => {
             let config = load(&cli.global)?;
             telemetry::init_logs(&config.telemetry)?;

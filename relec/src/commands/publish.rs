@@ -115,7 +115,8 @@ pub async fn run(args: PublishArgs, config: &Config) -> anyhow::Result<ExitCode>
     })
 }
 
-fn count_lines(path: &std::path::Path) -> anyhow::Result<usize> {
+/// Non-empty lines of `path`: the length of a progress bar over it.
+pub(super) fn count_lines(path: &std::path::Path) -> anyhow::Result<usize> {
     let reader =
         BufReader::new(std::fs::File::open(path).with_context(|| path.display().to_string())?);
     Ok(reader

@@ -1,4 +1,4 @@
-//! The distribution functions the detectors take from R (`qnorm`, `pt`, `qpois`,
+//! The distribution functions the detectors take from R (`qnorm`, `pnorm`, `pt`, `qpois`,
 //! `qnbinom`), on top of `statrs`.
 
 use statrs::distribution::{
@@ -16,6 +16,20 @@ pub(crate) fn qnorm(p: f64, mean: f64, sd: f64) -> f64 {
     match Normal::new(mean, sd) {
         Ok(normal) => normal.inverse_cdf(p),
         Err(_) => f64::NAN,
+    }
+}
+
+/// R's `pnorm(q)` for the standard normal, lower or upper tail; each tail is computed
+/// directly, so a far tail keeps its precision instead of rounding `1 - p` to 0.
+pub(crate) fn pnorm(q: f64, lower_tail: bool) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    let normal = Normal::standard();
+    if lower_tail {
+        normal.cdf(q)
+    } else {
+        normal.sf(q)
     }
 }
 
@@ -110,5 +124,15 @@ mod tests {
         assert!((pt(-2.0, 7.0) - 0.04280966428148798).abs() < 1e-10);
         assert_eq!(qpois(0.5, 0.0), 0.0);
         assert_eq!(qnbinom(0.5, 0.0, 0.5), 0.0);
+        // pnorm(-1.6329931618554521) and pnorm(-8.9642145700079521) in R 4.
+        let z = 1.632_993_161_855_452;
+        // statrs' erfc is good to about 1e-10 relative, far inside what a threshold needs.
+        assert!((pnorm(z, false) / 0.051_235_217_429_874_72 - 1.0).abs() < 1e-10);
+        assert!((pnorm(-z, true) - pnorm(z, false)).abs() < 1e-17);
+        let far = pnorm(8.964_214_570_007_952, false);
+        assert!(
+            (far / 1.562_500_093_038_510_2e-19 - 1.0).abs() < 1e-9,
+            "{far}"
+        );
     }
 }
