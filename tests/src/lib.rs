@@ -51,6 +51,9 @@ pub fn config(brokers: &str, format: WireFormat) -> Config {
     config.topics.alerts = TopicSpec::new(&format!("{run}.alerts"), 2, None);
     config.topics.rules_repartition = TopicSpec::new(&format!("{run}.repartition"), 3, None);
     config.topics.rules_changelog = TopicSpec::changelog(&format!("{run}.changelog"), 3);
+    config.topics.notifications_dlq = TopicSpec::new(&format!("{run}.dlq"), 1, None);
+    config.topics.notifier_deliveries = TopicSpec::changelog(&format!("{run}.deliveries"), 3);
+    config.topics.notifier_silences = TopicSpec::changelog(&format!("{run}.silences"), 1);
     config
 }
 
