@@ -126,15 +126,9 @@ fn ears(name: &'static str, method: EarsMethod, series: &Array, params: Map) -> 
     let counts = counts(name, series)?;
     let mut p = Options::new(name, params, EARS_KEYS)?;
     let mut params = EarsParams::new(method);
-    if let Some(v) = p.float("alpha")? {
-        params.alpha = v;
-    }
-    if let Some(v) = p.whole("baseline")? {
-        params.baseline = v;
-    }
-    if let Some(v) = p.float("min_sigma")? {
-        params.min_sigma = v;
-    }
+    set(&mut params.alpha, p.float("alpha")?);
+    set(&mut params.baseline, p.whole("baseline")?);
+    set(&mut params.min_sigma, p.float("min_sigma")?);
     let guard = match method {
         EarsMethod::C1 => 0,
         EarsMethod::C2 => 2,
@@ -159,16 +153,10 @@ fn cusum(series: &Array, params: Map) -> Res<Map> {
     let counts = counts(NAME, series)?;
     let mut p = Options::new(NAME, params, CUSUM_KEYS)?;
     let mut params = CusumParams::default();
-    if let Some(v) = p.float("k")? {
-        params.k = v;
-    }
-    if let Some(v) = p.float("h")? {
-        params.h = v;
-    }
+    set(&mut params.k, p.float("k")?);
+    set(&mut params.h, p.float("h")?);
     params.m = p.float("m")?;
-    if let Some(v) = p.float("alpha")? {
-        params.alpha = v;
-    }
+    set(&mut params.alpha, p.float("alpha")?);
     if let Some(name) = p.text("trans")? {
         params.trans = CusumTrans::parse(&name).ok_or_else(|| {
             p.bad(
@@ -191,12 +179,8 @@ fn ewma(series: &Array, params: Map) -> Res<Map> {
     let counts = counts(NAME, series)?;
     let mut p = Options::new(NAME, params, EWMA_KEYS)?;
     let mut params = EwmaParams::default();
-    if let Some(v) = p.float("lambda")? {
-        params.lambda = v;
-    }
-    if let Some(v) = p.float("l")? {
-        params.l = v;
-    }
+    set(&mut params.lambda, p.float("lambda")?);
+    set(&mut params.l, p.float("l")?);
     let reference = p.whole("reference")?.unwrap_or(counts.len() / 2);
     range_after(NAME, &counts, reference, 2, &mut params.range)?;
     last(NAME, relec_detect::ewma(&counts, &params))
@@ -218,21 +202,11 @@ struct Seasonal {
 impl Seasonal {
     /// These options from `p`, over `self` as the defaults.
     fn read(mut self, p: &mut Options) -> Res<Self> {
-        if let Some(v) = p.whole("b")? {
-            self.b = v;
-        }
-        if let Some(v) = p.whole("w")? {
-            self.w = v;
-        }
-        if let Some(v) = p.boolean("reweight")? {
-            self.reweight = v;
-        }
-        if let Some(v) = p.boolean("trend")? {
-            self.trend = v;
-        }
-        if let Some(v) = p.float("alpha")? {
-            self.alpha = v;
-        }
+        set(&mut self.b, p.whole("b")?);
+        set(&mut self.w, p.whole("w")?);
+        set(&mut self.reweight, p.boolean("reweight")?);
+        set(&mut self.trend, p.boolean("trend")?);
+        set(&mut self.alpha, p.float("alpha")?);
         if let Some(name) = p.text("powertrans")? {
             self.powertrans = PowerTrans::parse(&name).ok_or_else(|| {
                 p.bad(
@@ -241,12 +215,8 @@ impl Seasonal {
                 )
             })?;
         }
-        if let Some(v) = p.limit54("limit54")? {
-            self.limit54 = v;
-        }
-        if let Some(v) = p.whole("period")? {
-            self.period = v;
-        }
+        set(&mut self.limit54, p.limit54("limit54")?);
+        set(&mut self.period, p.whole("period")?);
         // Bounds that keep every window inside the series and the products small.
         let Self { b, w, period, .. } = self;
         if period == 0 {
@@ -345,12 +315,8 @@ fn flexible(series: &Array, params: Map) -> Res<Map> {
         period: s.period,
         ..d
     };
-    if let Some(v) = p.float("weights_threshold")? {
-        params.weights_threshold = v;
-    }
-    if let Some(v) = p.float("p_threshold_trend")? {
-        params.p_threshold_trend = v;
-    }
+    set(&mut params.weights_threshold, p.float("weights_threshold")?);
+    set(&mut params.p_threshold_trend, p.float("p_threshold_trend")?);
     if let Some(v) = p.whole("no_periods")? {
         if !(1..=MAX_NO_PERIODS).contains(&v) {
             return Err(p.bad("no_periods", format!("{v} must be 1 to {MAX_NO_PERIODS}")));
@@ -486,9 +452,7 @@ fn spike(cur: Dynamic, reference: Dynamic, params: Map) -> Res<Map> {
     let reference = argument(NAME, "ref", &reference)?;
     let mut p = Options::new(NAME, params, SPIKE_KEYS)?;
     let mut params = SpikeParams::default();
-    if let Some(v) = p.float("spike_height")? {
-        params.spike_height = v;
-    }
+    set(&mut params.spike_height, p.float("spike_height")?);
     if let Some(name) = p.text("spike_type")? {
         params.spike_type = SpikeType::parse(&name).ok_or_else(|| {
             p.bad(
@@ -497,12 +461,8 @@ fn spike(cur: Dynamic, reference: Dynamic, params: Map) -> Res<Map> {
             )
         })?;
     }
-    if let Some(v) = p.float("threshold_ref")? {
-        params.threshold_ref = v;
-    }
-    if let Some(v) = p.float("threshold_cur")? {
-        params.threshold_cur = v;
-    }
+    set(&mut params.threshold_ref, p.float("threshold_ref")?);
+    set(&mut params.threshold_cur, p.float("threshold_cur")?);
     let s = relec_detect::spike(cur, reference, &params).map_err(|e| detect_error(NAME, e))?;
     Ok(Map::from([
         ("alarm".into(), s.alarm.into()),
@@ -524,12 +484,8 @@ fn share_shift(numbers: [Dynamic; 4], params: Map) -> Res<Map> {
     let [part, total, part_before, total_before] = values;
     let mut p = Options::new(NAME, params, SHARE_SHIFT_KEYS)?;
     let mut params = ShareShiftParams::default();
-    if let Some(v) = p.float("min_shift")? {
-        params.min_shift = v;
-    }
-    if let Some(v) = p.float("alpha")? {
-        params.alpha = v;
-    }
+    set(&mut params.min_shift, p.float("min_shift")?);
+    set(&mut params.alpha, p.float("alpha")?);
     if let Some(name) = p.text("alternative")? {
         params.alternative = Alternative::parse(&name).ok_or_else(|| {
             p.bad(
@@ -538,12 +494,8 @@ fn share_shift(numbers: [Dynamic; 4], params: Map) -> Res<Map> {
             )
         })?;
     }
-    if let Some(v) = p.float("min_total")? {
-        params.min_total = v;
-    }
-    if let Some(v) = p.float("min_part")? {
-        params.min_part = v;
-    }
+    set(&mut params.min_total, p.float("min_total")?);
+    set(&mut params.min_part, p.float("min_part")?);
     let now = Proportion { part, total };
     let before = Proportion {
         part: part_before,
@@ -575,12 +527,8 @@ fn new_term(first_seen: Dynamic, now: INT, history_days: INT, params: Map) -> Re
     let first_seen = time_or_unit(NAME, "first_seen", &first_seen)?;
     let mut p = Options::new(NAME, params, NEW_TERM_KEYS)?;
     let mut params = NewTermParams::default();
-    if let Some(v) = p.int("within_days")? {
-        params.within_days = v;
-    }
-    if let Some(v) = p.int("min_history_days")? {
-        params.min_history_days = v;
-    }
+    set(&mut params.within_days, p.int("within_days")?);
+    set(&mut params.min_history_days, p.int("min_history_days")?);
     // `now` is g.now, the first instant after the evaluated day: that day is today.
     let today = day_of(now.saturating_sub(1));
     let t = relec_detect::new_term(first_seen.map(day_of), today, history_days, &params)
@@ -598,12 +546,8 @@ fn flatline(last_seen: Dynamic, now: INT, params: Map) -> Res<Map> {
     let last_seen = time_or_unit(NAME, "last_seen", &last_seen)?;
     let mut p = Options::new(NAME, params, FLATLINE_KEYS)?;
     let mut params = FlatlineParams::default();
-    if let Some(v) = p.duration_ms("timeframe")? {
-        params.timeframe_ms = v;
-    }
-    if let Some(v) = p.float("threshold")? {
-        params.threshold = v;
-    }
+    set(&mut params.timeframe_ms, p.duration_ms("timeframe")?);
+    set(&mut params.threshold, p.float("threshold")?);
     let count = p.float("count")?;
     let first_seen = match p.take("first_seen") {
         Some(v) => time_or_unit(NAME, "first_seen", &v)?,
@@ -788,5 +732,12 @@ impl Options {
                 ),
             )),
         }
+    }
+}
+
+/// Puts an option the script gave in place of its default.
+fn set<T>(target: &mut T, given: Option<T>) {
+    if let Some(v) = given {
+        *target = v;
     }
 }
