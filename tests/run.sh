@@ -23,6 +23,17 @@ if ((${#need_pkgs[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
+# promtool checks deploy/prometheus (deploy/check.sh). Only the package's binaries are
+# wanted: not its recommended exporters, and not its service, which is stopped if the
+# package started one.
+if ! command -v promtool >/dev/null; then
+    echo "run.sh: installing prometheus (for promtool)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    if [[ -x /etc/init.d/prometheus ]] && /etc/init.d/prometheus status >/dev/null 2>&1; then
+        /etc/init.d/prometheus stop >/dev/null || true
+    fi
+fi
 
 # Build everything first, so the services are not left idling through a cold compile.
 cargo build --workspace --all-targets --locked
@@ -43,6 +54,10 @@ RUST_LOG=warn cargo run --quiet --locked -p relec -- --brokers "$RELEC_TEST_BROK
 cargo run --quiet --locked -p relec -- --brokers "$RELEC_TEST_BROKERS" \
     bench stage --days 10 --rounds 1 --evaluations 1000 >/dev/null
 cargo run --quiet --locked -p relec -- rules test rules/pack | grep -v '^  ok '
+
+# deploy/: compose file, Kubernetes manifests, Prometheus config and rules, Dockerfile,
+# through real parsers and validators (tests/deploy.rs, above, checks them against the code).
+bash deploy/check.sh || status=1
 
 # One closing line over every test binary (cargo prints one per binary, the last of which
 # is often an empty doc-test run).
