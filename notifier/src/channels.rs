@@ -11,6 +11,7 @@ use relec_plumbing::config::NotifierConfig;
 use crate::{
     Error, Outbound,
     email::{SmtpSender, Templates},
+    outbox::Outbox,
     retry::Outcome,
     subscriptions::{Channel, ChannelId, Subscriptions},
     tlp::Access,
@@ -25,6 +26,8 @@ pub const SMTP_ENDPOINT: &str = "smtp";
 pub struct Channels {
     smtp: SmtpSender,
     webhook: WebhookSender,
+    /// With `notifier.outbox` set, messages are written there instead of sent.
+    outbox: Option<Outbox>,
 }
 
 /// The channel kind, as a metric label.
@@ -37,13 +40,20 @@ pub fn kind(channel: &ChannelId) -> &'static str {
 
 impl Channels {
     /// Loads the templates (built-in, or the operator's overrides) and sets up the SMTP
-    /// relay and the HTTP client. Call it inside a Tokio runtime.
+    /// relay and the HTTP client, or the outbox directory when one is configured. Call it
+    /// inside a Tokio runtime.
     pub fn new(config: &NotifierConfig) -> Result<Self, Error> {
         let templates = Arc::new(Templates::load(config.templates.as_deref())?);
         Ok(Self {
             smtp: SmtpSender::new(&config.smtp, templates)?,
             webhook: WebhookSender::new(WebhookOptions::from(config))?,
+            outbox: config.outbox.as_deref().map(Outbox::new).transpose()?,
         })
+    }
+
+    /// The outbox messages are written to instead of sent, if any.
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref()
     }
 
     /// The endpoint a delivery goes to, for concurrency limits and the circuit breaker:
@@ -109,17 +119,38 @@ impl Channels {
                     .iter()
                     .map(|a| a.parse::<Mailbox>())
                     .collect();
-                match to {
-                    Ok(to) => self.smtp.send(notification, &to, &email.locale, now).await,
-                    Err(e) => Outcome::permanent(format!("email: bad address: {e}")),
+                let to = match to {
+                    Ok(to) => to,
+                    Err(e) => return Outcome::permanent(format!("email: bad address: {e}")),
+                };
+                let Some(outbox) = &self.outbox else {
+                    return self.smtp.send(notification, &to, &email.locale, now).await;
+                };
+                match self.smtp.compose(notification, &to, &email.locale, now) {
+                    Ok(message) => {
+                        outbox
+                            .email(channel, notification, message.formatted())
+                            .await
+                    }
+                    Err(e) => Outcome::permanent(e.to_string()),
                 }
             }
-            Channel::Webhook(_) => match subscriptions.webhook(channel) {
-                Some(webhook) => self.webhook.send(webhook, notification, now).await,
-                None => Outcome::permanent(format!(
-                    "channel {channel} is no longer in the subscriptions"
-                )),
-            },
+            Channel::Webhook(_) => {
+                let Some(webhook) = subscriptions.webhook(channel) else {
+                    return Outcome::permanent(format!(
+                        "channel {channel} is no longer in the subscriptions"
+                    ));
+                };
+                let Some(outbox) = &self.outbox else {
+                    return self.webhook.send(webhook, notification, now).await;
+                };
+                match self.webhook.signed(webhook, notification, now) {
+                    Ok((headers, body)) => {
+                        (outbox.webhook(channel, notification, &webhook.url, &headers, body)).await
+                    }
+                    Err(e) => Outcome::permanent(format!("webhook: {e}")),
+                }
+            }
         }
     }
 }

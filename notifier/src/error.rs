@@ -26,6 +26,12 @@ pub enum Error {
     Email(#[from] crate::email::Error),
     #[error("webhooks: {0}")]
     Webhook(#[from] crate::webhook::Error),
+    #[error("cannot use the outbox {path}: {source}")]
+    Outbox {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Plumbing(#[from] relec_plumbing::Error),
     #[error("Kafka client: {0}")]

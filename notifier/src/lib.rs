@@ -13,6 +13,7 @@ pub mod inhibit;
 pub mod ledger;
 pub mod matcher;
 pub mod notification;
+pub mod outbox;
 pub mod retry;
 pub mod route;
 pub mod router;

@@ -27,6 +27,10 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run ingest, rules and notifier in one process. With no --config and no --brokers:
+    /// on the embedded cluster, with the rule pack, the simulator's demo scenario published
+    /// through the ingest API, and the notifications written to ./outbox.
+    Run(RunArgs),
     /// Check configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -54,6 +58,32 @@ pub enum Command {
     /// Measure parts of relec on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Write emails (.eml) and webhook bodies here instead of sending them [default on
+    /// the embedded cluster: ./outbox; else notifier.outbox, and without it they are sent].
+    #[arg(long)]
+    pub outbox: Option<PathBuf>,
+    /// Publish the simulator's demo scenario through the ingest API [default on the
+    /// embedded cluster].
+    #[arg(long, conflicts_with = "no_demo")]
+    pub demo: bool,
+    /// Do not publish the demo: only what agencies publish arrives.
+    #[arg(long)]
+    pub no_demo: bool,
+    /// Days of the demo published per second (by report time); 0 publishes as fast as
+    /// ingest takes it.
+    #[arg(long, default_value_t = 4.0)]
+    pub speed: f64,
+    /// Stop after this long, e.g. 90s or 10m.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: Option<humantime::Duration>,
+    /// Stop once the demo is published and nothing has moved for a few seconds (no
+    /// events, alert transitions or deliveries; nothing waiting).
+    #[arg(long)]
+    pub until_idle: bool,
 }
 
 #[derive(Debug, Subcommand)]

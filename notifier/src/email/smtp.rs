@@ -8,7 +8,7 @@ use std::{
 };
 
 use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::Mailbox,
     transport::smtp::{self, authentication::Credentials},
 };
@@ -99,12 +99,7 @@ impl SmtpSender {
         locale: &str,
         now: SystemTime,
     ) -> Outcome {
-        let rendered = match render(&self.templates, notification, locale) {
-            Ok(rendered) => rendered,
-            Err(e) => return Outcome::permanent(e.to_string()),
-        };
-        let id = message_id(notification, self.from.email.domain());
-        let email = match message(&rendered, &self.from, to, &id, now) {
+        let email = match self.compose(notification, to, locale, now) {
             Ok(email) => email,
             Err(e) => return Outcome::permanent(e.to_string()),
         };
@@ -115,6 +110,20 @@ impl SmtpSender {
             Ok(Err(e)) => classify(&e),
             Err(_) => Outcome::retry(format!("smtp: no answer within {:?}", self.timeout)),
         }
+    }
+
+    /// The message [`SmtpSender::send`] would send: `notification` rendered in `locale`
+    /// for `to`, dated `now` (the outbox writes it as it is).
+    pub fn compose(
+        &self,
+        notification: &Notification,
+        to: &[Mailbox],
+        locale: &str,
+        now: SystemTime,
+    ) -> Result<Message, Error> {
+        let rendered = render(&self.templates, notification, locale)?;
+        let id = message_id(notification, self.from.email.domain());
+        message(&rendered, &self.from, to, &id, now)
     }
 }
 

@@ -16,7 +16,7 @@ use rdkafka::{
     producer::FutureProducer,
 };
 use relec_plumbing::config::NotifierConfig;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::topic;
@@ -62,6 +62,8 @@ pub struct Deliverer {
     deliveries_topic: String,
     dlq_topic: String,
     metrics: NotifierMetrics,
+    /// Told of each delivered notification (nobody may be listening).
+    delivered: broadcast::Sender<Arc<Outbound>>,
     shutdown: CancellationToken,
 }
 
@@ -84,6 +86,7 @@ impl Deliverer {
         deliveries_topic: &str,
         dlq_topic: &str,
         metrics: NotifierMetrics,
+        delivered: broadcast::Sender<Arc<Outbound>>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -98,6 +101,7 @@ impl Deliverer {
             deliveries_topic: deliveries_topic.to_owned(),
             dlq_topic: dlq_topic.to_owned(),
             metrics,
+            delivered,
             shutdown,
         }
     }
@@ -190,6 +194,9 @@ impl Deliverer {
                 let latency =
                     newest.map(|t| Duration::from_millis(now.saturating_sub(t).max(0) as u64));
                 self.metrics.delivered(kind, id, *attempts, latency);
+                if self.delivered.receiver_count() > 0 {
+                    let _ = self.delivered.send(Arc::new(outbound.clone()));
+                }
                 let entry = Entry::ended(State::Delivered, &outbound.channel, key, *attempts, now);
                 self.log(id, &entry).await
             }

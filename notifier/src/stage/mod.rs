@@ -28,12 +28,14 @@ use rdkafka::{
 };
 use relec_plumbing::{Config, kafka::Kafka, telemetry::Health};
 use relec_schemas::{Alert, Decoder};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use self::core::{CHECKPOINT_INTERVAL, MAX_IN_FLIGHT};
 use self::core::{Core, Start};
-use crate::{Error, Subscriptions, channels::Channels, deliveries::Keys, events::NotifierMetrics};
+use crate::{
+    Error, Outbound, Subscriptions, channels::Channels, deliveries::Keys, events::NotifierMetrics,
+};
 pub use admin::listed;
 use deliver::{Deliverer, now_ms};
 use reload::{ReloadHandle, Reloader};
@@ -50,7 +52,11 @@ pub struct NotifierStage {
     store: SilenceStore,
     channels: Channels,
     metrics: NotifierMetrics,
+    delivered: broadcast::Sender<Arc<Outbound>>,
 }
+
+/// Delivered notifications held for a slow [`NotifierStage::delivered`] receiver.
+pub const DELIVERED_BACKLOG: usize = 1024;
 
 impl std::fmt::Debug for NotifierStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -96,8 +102,9 @@ impl NotifierStage {
             }
             .into());
         }
-        if n.outbox.is_some() {
-            tracing::warn!("notifier.outbox is not supported yet; notifications are sent");
+        let channels = Channels::new(n)?;
+        if let Some(outbox) = channels.outbox() {
+            tracing::info!(dir = %outbox.dir().display(), "notifications are written to the outbox, not sent");
         }
         Ok(Self {
             config: config.clone(),
@@ -106,9 +113,17 @@ impl NotifierStage {
             subscriptions,
             book: SilenceBook::default(),
             store: SilenceStore::new(kafka, &t.notifier_silences.name)?,
-            channels: Channels::new(n)?,
+            channels,
             metrics,
+            delivered: broadcast::channel(DELIVERED_BACKLOG).0,
         })
+    }
+
+    /// Every notification delivered from now on (written, with an outbox), for whoever
+    /// shows them as they go out, such as `relec run`'s console. A receiver that falls
+    /// more than [`DELIVERED_BACKLOG`] behind misses the oldest.
+    pub fn delivered(&self) -> broadcast::Receiver<Arc<Outbound>> {
+        self.delivered.subscribe()
     }
 
     /// The admin routes for the telemetry listener.
@@ -169,6 +184,7 @@ impl NotifierStage {
                 &t.notifier_deliveries.name,
                 &t.notifications_dlq.name,
                 self.metrics.clone(),
+                self.delivered.clone(),
                 shutdown.clone(),
             ));
             let core = Core::new(

@@ -59,6 +59,24 @@ impl WebhookSender {
         notification: &Notification,
         now: SystemTime,
     ) -> Result<reqwest::RequestBuilder, Error> {
+        let (headers, body) = self.signed(channel, notification, now)?;
+        Ok(self
+            .client
+            .post(&channel.url)
+            .headers(headers)
+            .timeout(channel.timeout)
+            .body(body))
+    }
+
+    /// The headers (content type, Standard Webhooks id, timestamp and signature, the
+    /// channel's extra headers) and body of the POST that [`WebhookSender::send`] makes,
+    /// for the outbox to write as they are.
+    pub fn signed(
+        &self,
+        channel: &WebhookChannel,
+        notification: &Notification,
+        now: SystemTime,
+    ) -> Result<(HeaderMap, Vec<u8>), Error> {
         let secret = WebhookSecret::parse(channel.secret.expose()).map_err(Error::InvalidSecret)?;
         let (body, content_type) = body(channel.format, notification, &self.options)?;
         let id = notification.idempotency_key.as_str();
@@ -88,12 +106,7 @@ impl WebhookSender {
             HeaderValue::try_from(signature).expect("base64 is a valid header value"),
         );
 
-        Ok(self
-            .client
-            .post(&channel.url)
-            .headers(headers)
-            .timeout(channel.timeout)
-            .body(body))
+        Ok((headers, body))
     }
 }
 

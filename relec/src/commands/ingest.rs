@@ -1,16 +1,20 @@
 //! `relec ingest`: the ingest stage with its telemetry listener, until SIGINT or SIGTERM;
 //! `relec ingest keygen`: a new agency key.
 
-use std::process::ExitCode;
+use std::{net::SocketAddr, process::ExitCode};
 
+use anyhow::Context;
 use relec_ingest::{
     auth::generate_key,
+    http::IngestApi,
     publisher::system_clock,
     screen::{self, ScreenMetrics},
 };
-use relec_plumbing::{Config, kafka::Kafka};
+use relec_plumbing::{Config, kafka::Kafka, telemetry::Telemetry};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-use super::Stage;
+use super::{Stage, StartedStage};
 use crate::cli::IngestCommand;
 
 pub async fn run(command: Option<IngestCommand>, config: Config) -> anyhow::Result<ExitCode> {
@@ -24,35 +28,88 @@ pub async fn run(command: Option<IngestCommand>, config: Config) -> anyhow::Resu
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let stage = Stage::start(&config, axum::Router::new()).await?;
-    let ready = stage.telemetry.health.component("ingest");
-    let kafka = Kafka::connect(&config)?;
-    let api = relec_ingest::build(&config, &kafka, &stage.telemetry, system_clock()).await?;
-    let screen = config.ingest.screen.then(|| {
-        let (kafka, config, shutdown) = (kafka.clone(), config.clone(), stage.shutdown.clone());
-        let metrics = ScreenMetrics::register(&stage.telemetry.registry);
-        tokio::spawn(async move {
-            let result = match metrics {
-                Ok(metrics) => {
-                    screen::run(&kafka, &config, metrics, system_clock(), shutdown.clone()).await
+    super::alone(&config, start).await
+}
+
+/// The ingest stage, built, its API bound; [`Started::run`] serves it.
+pub struct Started {
+    pub stage: Stage,
+    /// Where the HTTP API listens.
+    pub api_addr: SocketAddr,
+    listener: TcpListener,
+    api: IngestApi,
+    kafka: Kafka,
+    config: Config,
+}
+
+/// Starts the telemetry listener on `metrics`, builds the publisher and the API on `kafka`
+/// (the idempotency window is rebuilt from the topic first) and binds `ingest.listen`.
+pub async fn start(
+    config: &Config,
+    kafka: &Kafka,
+    metrics: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Started> {
+    let stage = Stage::start(
+        config,
+        Telemetry::new(),
+        axum::Router::new(),
+        metrics,
+        shutdown,
+    )
+    .await?;
+    let api = relec_ingest::build(config, kafka, &stage.telemetry, system_clock()).await?;
+    let listener = TcpListener::bind(config.ingest.listen)
+        .await
+        .with_context(|| format!("ingest.listen {}", config.ingest.listen))?;
+    Ok(Started {
+        stage,
+        api_addr: listener.local_addr()?,
+        listener,
+        api,
+        kafka: kafka.clone(),
+        config: config.clone(),
+    })
+}
+
+impl StartedStage for Started {
+    /// Serves the API (and screens native records, if configured) until shutdown.
+    async fn run(self) -> anyhow::Result<()> {
+        let Self {
+            stage,
+            api_addr,
+            listener,
+            api,
+            kafka,
+            config,
+        } = self;
+        let ready = stage.telemetry.health.component("ingest");
+        let screen = config.ingest.screen.then(|| {
+            let (kafka, config, shutdown) = (kafka.clone(), config.clone(), stage.shutdown.clone());
+            let metrics = ScreenMetrics::register(&stage.telemetry.registry);
+            tokio::spawn(async move {
+                let result = match metrics {
+                    Ok(metrics) => {
+                        screen::run(&kafka, &config, metrics, system_clock(), shutdown.clone())
+                            .await
+                    }
+                    Err(e) => Err(e.into()),
+                };
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "screen of native records stopped; shutting down");
+                    shutdown.cancel();
                 }
-                Err(e) => Err(e.into()),
-            };
-            if let Err(e) = result {
-                tracing::error!(error = %e, "screen of native records stopped; shutting down");
-                shutdown.cancel();
-            }
-        })
-    });
-    let listener = tokio::net::TcpListener::bind(config.ingest.listen).await?;
-    tracing::info!(listen = %config.ingest.listen, brokers = kafka.bootstrap_servers(), "ingest API ready");
-    ready.set(true);
-    let served = relec_ingest::serve(listener, api, stage.shutdown.clone()).await;
-    stage.shutdown.cancel();
-    if let Some(screen) = screen {
-        let _ = screen.await;
+            })
+        });
+        tracing::info!(listen = %api_addr, brokers = kafka.bootstrap_servers(), "ingest API ready");
+        ready.set(true);
+        let served = relec_ingest::serve(listener, api, stage.shutdown.clone()).await;
+        stage.shutdown.cancel();
+        if let Some(screen) = screen {
+            let _ = screen.await;
+        }
+        stage.stop().await;
+        served?;
+        Ok(())
     }
-    stage.stop().await;
-    served?;
-    Ok(ExitCode::SUCCESS)
 }

@@ -11,15 +11,17 @@ mod ingest;
 pub(crate) mod notify;
 mod publish;
 mod rules;
+mod run;
 mod simulate;
 mod topics;
 
-use std::process::ExitCode;
-
-use std::time::Duration;
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use relec_plumbing::{
-    Config, shutdown,
+    Config,
+    config::TelemetryConfig,
+    kafka::Kafka,
+    shutdown,
     telemetry::{self, Telemetry},
 };
 use tokio::task::JoinSet;
@@ -29,6 +31,7 @@ use crate::cli::{Cli, Command, Global, RulesCommand};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run(args) => run::run(args, &cli.global).await,
         // Checking a file must not need a valid config of its own.
         Command::Config(command) => config::run(command),
         Command::Topics(command) => {
@@ -84,31 +87,58 @@ fn load(global: &Global) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// What every long-running stage shares: logs, the telemetry listener, and the root
-/// shutdown token that SIGINT and SIGTERM cancel.
+/// A stage command's stage alone in its process: logs first (the stage reports what it
+/// refuses while it builds), then the cluster, then the stage with its telemetry on
+/// `telemetry.listen`, until SIGINT or SIGTERM.
+async fn alone<S: StartedStage>(
+    config: &Config,
+    start: impl AsyncFnOnce(&Config, &Kafka, SocketAddr, CancellationToken) -> anyhow::Result<S>,
+) -> anyhow::Result<ExitCode> {
+    telemetry::init_logs(&config.telemetry)?;
+    let kafka = Kafka::connect(config)?;
+    let stage = start(
+        config,
+        &kafka,
+        config.telemetry.listen,
+        shutdown::on_signals(),
+    )
+    .await?;
+    stage.run().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A stage built and listening; `run` runs it until its shutdown token is cancelled.
+pub(crate) trait StartedStage {
+    async fn run(self) -> anyhow::Result<()>;
+}
+
+/// What every long-running stage shares: its telemetry listener (metrics, health, the
+/// stage's admin routes) and the shutdown token its loops select on.
 pub struct Stage {
     pub telemetry: Telemetry,
     pub shutdown: CancellationToken,
+    /// Where the telemetry listener listens (the port given, or the one picked for 0).
+    pub listen: SocketAddr,
     tasks: JoinSet<()>,
     drain_deadline: Duration,
 }
 
 impl Stage {
-    /// Starts logs and the telemetry listener, which also serves the stage's `admin` routes.
-    pub async fn start(config: &Config, admin: axum::Router) -> anyhow::Result<Self> {
-        telemetry::init_logs(&config.telemetry)?;
-        Self::start_with(config, Telemetry::new(), admin).await
-    }
-
-    /// [`Stage::start`] for a stage whose metrics are registered already.
-    pub async fn start_with(
+    /// Serves `telemetry` and the stage's `admin` routes on `listen` until `shutdown`.
+    pub async fn start(
         config: &Config,
         telemetry: Telemetry,
         admin: axum::Router,
+        listen: SocketAddr,
+        shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let shutdown = shutdown::on_signals();
-        let listener = telemetry::bind(&config.telemetry).await?;
-        tracing::info!(listen = %config.telemetry.listen, "serving /metrics, /healthz, /readyz");
+        let listener = telemetry::bind(&TelemetryConfig {
+            listen,
+            ..config.telemetry.clone()
+        })
+        .await?;
+        let listen = listener.local_addr()?;
+        tracing::info!(%listen, "serving /metrics, /healthz, /readyz");
         let mut tasks = JoinSet::new();
         let (t, s) = (telemetry.clone(), shutdown.clone());
         tasks.spawn(async move {
@@ -119,6 +149,7 @@ impl Stage {
         Ok(Self {
             telemetry,
             shutdown,
+            listen,
             tasks,
             drain_deadline: config.shutdown.drain_deadline,
         })

@@ -2,11 +2,11 @@
 //! or SIGTERM; `relec notify silence ...` and `relec notify dlq ...`: what operators run
 //! against the same topics, with or without the stage running.
 
-use std::{process::ExitCode, time::SystemTime};
+use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::SystemTime};
 
 use clap::{Args, Subcommand};
 use relec_notifier::{
-    Subscriptions,
+    Outbound, Subscriptions,
     channels::Channels,
     dlq::{self, Replay},
     matcher::Matcher,
@@ -21,9 +21,10 @@ use relec_plumbing::{
     kafka::Kafka,
     telemetry::{self, Telemetry},
 };
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::Stage;
+use super::{Stage, StartedStage};
 
 #[derive(Debug, Args)]
 pub struct NotifyArgs {
@@ -98,18 +99,49 @@ pub async fn run(command: Option<NotifyCommand>, config: Config) -> anyhow::Resu
 }
 
 async fn stage(config: Config) -> anyhow::Result<ExitCode> {
-    // Logs are on before the stage loads subscriptions and reports what it refused.
-    telemetry::init_logs(&config.telemetry)?;
+    super::alone(&config, start).await
+}
+
+/// The notifier stage, built (subscriptions loaded, channels set up, topics checked);
+/// [`Started::run`] runs it.
+pub struct Started {
+    pub stage: Stage,
+    notifier: NotifierStage,
+}
+
+/// Builds the notifier stage on `kafka` and starts its telemetry and admin listener on
+/// `metrics`.
+pub async fn start(
+    config: &Config,
+    kafka: &Kafka,
+    metrics: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Started> {
     let telemetry = Telemetry::new();
-    let kafka = Kafka::connect(&config)?;
-    let notifier = NotifierStage::build(&config, &kafka, &telemetry.registry).await?;
-    let stage = Stage::start_with(&config, telemetry, notifier.admin()).await?;
+    let notifier = NotifierStage::build(config, kafka, &telemetry.registry).await?;
+    let stage = Stage::start(config, telemetry, notifier.admin(), metrics, shutdown).await?;
     tracing::info!(brokers = kafka.bootstrap_servers(), subscriptions = %config.notifier.subscriptions.display(), "notifier stage running");
-    let health = stage.telemetry.health.clone();
-    let result = notifier.run(&health, stage.shutdown.clone()).await;
-    stage.stop().await;
-    result?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Started { stage, notifier })
+}
+
+impl Started {
+    /// Every notification delivered from now on.
+    pub fn delivered(&self) -> broadcast::Receiver<Arc<Outbound>> {
+        self.notifier.delivered()
+    }
+}
+
+impl StartedStage for Started {
+    /// Consumes, routes and delivers until shutdown.
+    async fn run(self) -> anyhow::Result<()> {
+        let health = self.stage.telemetry.health.clone();
+        let result = self
+            .notifier
+            .run(&health, self.stage.shutdown.clone())
+            .await;
+        self.stage.stop().await;
+        Ok(result?)
+    }
 }
 
 fn now_ms() -> i64 {

@@ -2,13 +2,9 @@
 //! SIGTERM; `relec rules check` and `relec rules test`: what an analyst runs before a rule
 //! goes live (`relec rules backtest` is in `backtest.rs`).
 
-use std::{collections::BTreeSet, path::Path, process::ExitCode, sync::Arc};
+use std::{collections::BTreeSet, net::SocketAddr, path::Path, process::ExitCode, sync::Arc};
 
-use relec_plumbing::{
-    Config,
-    kafka::Kafka,
-    telemetry::{self, Telemetry},
-};
+use relec_plumbing::{Config, kafka::Kafka, telemetry::Telemetry};
 use relec_rules::{
     fixture::{FixtureFile, run_file},
     lint::check_dir,
@@ -17,22 +13,44 @@ use relec_rules::{
     stage::{RulesStage, settings},
 };
 
-use super::Stage;
+use tokio_util::sync::CancellationToken;
+
+use super::{Stage, StartedStage};
 
 pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
-    // Logs are on before the stage loads rules and reports what it refused.
-    telemetry::init_logs(&config.telemetry)?;
+    super::alone(&config, start).await
+}
+
+/// The rules stage, built (rules loaded, topics checked); [`Started::run`] runs it.
+pub struct Started {
+    pub stage: Stage,
+    rules: RulesStage,
+}
+
+/// Builds the rules stage on `kafka` and starts its telemetry and admin listener on
+/// `metrics`.
+pub async fn start(
+    config: &Config,
+    kafka: &Kafka,
+    metrics: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Started> {
     let telemetry = Telemetry::new();
-    let kafka = Kafka::connect(&config)?;
-    let rules = RulesStage::build(&config, &kafka, &telemetry.registry).await?;
-    let stage = Stage::start_with(&config, telemetry, rules.admin()).await?;
-    let ready = stage.telemetry.health.component("rules");
+    let rules = RulesStage::build(config, kafka, &telemetry.registry).await?;
+    let stage = Stage::start(config, telemetry, rules.admin(), metrics, shutdown).await?;
     tracing::info!(brokers = kafka.bootstrap_servers(), dir = %config.rules.dir.display(), "rules stage running");
-    ready.set(true);
-    let result = rules.run(stage.shutdown.clone()).await;
-    stage.stop().await;
-    result?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Started { stage, rules })
+}
+
+impl StartedStage for Started {
+    /// Consumes, evaluates and commits until shutdown.
+    async fn run(self) -> anyhow::Result<()> {
+        let ready = self.stage.telemetry.health.component("rules");
+        ready.set(true);
+        let result = self.rules.run(self.stage.shutdown.clone()).await;
+        self.stage.stop().await;
+        Ok(result?)
+    }
 }
 
 /// `relec rules check DIR`: every rule file loaded as the stage would and linted; one

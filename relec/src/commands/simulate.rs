@@ -184,30 +184,7 @@ impl Sink {
                     writeln!(out)?;
                 }
             }
-            Sink::Http { client, url, key } => loop {
-                let response = client
-                    .post(url.as_str())
-                    .bearer_auth(&key)
-                    .json(events)
-                    .send()
-                    .await?;
-                match response.status().as_u16() {
-                    200 => break,
-                    503 => {
-                        let wait = response
-                            .headers()
-                            .get("retry-after")
-                            .and_then(|v| v.to_str().ok()?.parse().ok())
-                            .unwrap_or(5);
-                        tracing::warn!(wait, "ingest unavailable; retrying the same batch");
-                        tokio::time::sleep(Duration::from_secs(wait)).await;
-                    }
-                    status => anyhow::bail!(
-                        "ingest answered {status}: {}",
-                        response.text().await.unwrap_or_default()
-                    ),
-                }
-            },
+            Sink::Http { client, url, key } => post(client, url, key, events).await?,
             Sink::Kafka(producer) => {
                 for result in producer
                     .send_all(events.iter().map(|e| (e.route.as_str(), e)))
@@ -225,5 +202,39 @@ impl Sink {
             out.flush()?;
         }
         Ok(())
+    }
+}
+
+/// POSTs `events` to the ingest API at `url` as the agency of `key`, waiting out 503
+/// answers as their Retry-After says; any other answer but 200 is an error.
+pub(super) async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    events: &[IncidentEvent],
+) -> anyhow::Result<()> {
+    loop {
+        let response = client
+            .post(url)
+            .bearer_auth(key)
+            .json(events)
+            .send()
+            .await?;
+        match response.status().as_u16() {
+            200 => return Ok(()),
+            503 => {
+                let wait = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .unwrap_or(5);
+                tracing::warn!(wait, "ingest unavailable; retrying the same batch");
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+            status => anyhow::bail!(
+                "ingest answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            ),
+        }
     }
 }
