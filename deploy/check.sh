@@ -8,9 +8,10 @@
 #   check_manifests the rendered objects against the Kubernetes schemas (kubernetes-validate)
 #                   and Strimzi's KafkaTopic CRD; compose and Dockerfile cross-checks
 #
-# Needs promtool (Debian's prometheus package; tests/run.sh installs it), go, mvn, java and
+# Needs promtool (Debian's prometheus package; tests/run.sh installs it), mvn, java and
 # python3. Pinned tools are fetched once into $RELEC_DEPLOY_CHECK_DIR (default
-# target/deploy-check): a venv from PyPI, Strimzi's jars from Maven Central, and the Go
+# target/deploy-check): Go 1.24 when the machine has no recent Go (the Go module proxy's
+# toolchain module), a venv from PyPI, Strimzi's jars from Maven Central, and the Go
 # modules of deploy/tools/go.mod from the Go module proxy.
 set -euo pipefail
 
@@ -22,10 +23,33 @@ STRIMZI_VERSION="$(sed -n 's:.*<strimzi.version>\(.*\)</strimzi.version>.*:\1:p'
 say() { echo "deploy/check.sh: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-for tool in promtool go mvn java python3; do
+for tool in promtool mvn java python3; do
     command -v "$tool" >/dev/null || die "$tool not found (tests/run.sh installs what is missing)"
 done
 mkdir -p "$WORK"
+
+# Go for deploy/tools: the machine's own when it is recent enough, else Go's official
+# toolchain module, fetched once from the Go module proxy (Debian's Go is too old).
+GO_TOOLCHAIN=1.24.4
+go_ok() { command -v go >/dev/null && go version | grep -qE 'go1\.(2[4-9]|[3-9][0-9])'; }
+if ! go_ok; then
+    goroot="$WORK/go$GO_TOOLCHAIN"
+    if [[ ! -x "$goroot/bin/go" ]]; then
+        arch="$(dpkg --print-architecture 2>/dev/null || echo amd64)"
+        module="v0.0.1-go$GO_TOOLCHAIN.linux-$arch"
+        say "fetching Go $GO_TOOLCHAIN from the Go module proxy"
+        curl -fsSL --retry 3 -o "$WORK/go.zip" \
+            "https://proxy.golang.org/golang.org/toolchain/@v/$module.zip" ||
+            die "could not fetch Go $GO_TOOLCHAIN"
+        rm -rf "$WORK/go-unpack" && mkdir "$WORK/go-unpack"
+        python3 -m zipfile -e "$WORK/go.zip" "$WORK/go-unpack"
+        # zip keeps no modes: the toolchain's programs are bin/* and pkg/tool/*/*.
+        src="$WORK/go-unpack/golang.org/toolchain@$module"
+        chmod +x "$src"/bin/* "$src"/pkg/tool/*/*
+        rm -rf "$goroot" && mv "$src" "$goroot" && rm -rf "$WORK/go-unpack" "$WORK/go.zip"
+    fi
+    export PATH="$goroot/bin:$PATH" GOTOOLCHAIN=local
+fi
 cd "$ROOT/deploy"
 
 # Prometheus: config syntax (and the rule file it names), rule syntax, rule unit tests.
