@@ -18,6 +18,7 @@ dpkg -s libssl-dev >/dev/null 2>&1 || need_pkgs+=(libssl-dev)
 command -v java >/dev/null || need_pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_pkgs+=(maven)
 command -v python3 >/dev/null || need_pkgs+=(python3 python3-venv)
+command -v curl >/dev/null || need_pkgs+=(curl)
 if ((${#need_pkgs[@]})); then
     echo "run.sh: installing ${need_pkgs[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
