@@ -24,11 +24,12 @@ if ((${#need_pkgs[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
-# promtool checks deploy/prometheus (deploy/check.sh). Only the package's binaries are
+# promtool checks deploy/prometheus (deploy/check.sh), and relec/tests/run_prometheus.rs
+# scrapes `relec run` with the prometheus binary. Only the package's binaries are
 # wanted: not its recommended exporters, and not its service, which is stopped if the
 # package started one.
-if ! command -v promtool >/dev/null; then
-    echo "run.sh: installing prometheus (for promtool)" >&2
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+    echo "run.sh: installing prometheus (for promtool and prometheus)" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
     if [[ -x /etc/init.d/prometheus ]] && /etc/init.d/prometheus status >/dev/null 2>&1; then
