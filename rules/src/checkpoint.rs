@@ -1,17 +1,16 @@
 //! A processor's state as changelog entries: the unit one change rewrites (a group key's
-//! state, an alert, a segment of the events staged for one day, the event ids seen on one
+//! state, an alert, what one open report day adds to a key, the event ids seen on one
 //! day, the clock), so a checkpoint writes only what changed, and replaying the compacted changelog
 //! rebuilds the processor exactly. Keys are JSON, readable with any Kafka console
 //! consumer; values are postcard, compact; a deleted entry is a tombstone.
 
 use std::{collections::HashSet, sync::Arc};
 
-use relec_schemas::IncidentEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::{
     error::Error,
-    processor::{GroupingId, Key, Processor},
+    processor::{GroupingId, Key, Processor, Staged},
     state::KeyState,
     time::Day,
 };
@@ -23,7 +22,7 @@ pub enum Entry {
     Clock,
     State(GroupingId, Key),
     Alert(String, Key),
-    Staged(Day, u32),
+    Staged(Day, GroupingId, Key),
     Seen(Day),
 }
 
@@ -36,6 +35,17 @@ impl Processor {
     pub fn checkpoint(&mut self) -> Result<Vec<Record>, Error> {
         let dirty = std::mem::take(&mut self.dirty);
         let mut records = Vec::with_capacity(dirty.len());
+        for (day, groupings) in &mut self.staging {
+            for (id, keys) in groupings {
+                for (key, delta) in keys.iter_mut().filter(|(_, d)| d.dirty) {
+                    let entry = Entry::Staged(*day, id.clone(), key.clone());
+                    let value = postcard::to_allocvec(&delta.state)?;
+                    records.push((serde_json::to_vec(&entry)?, Some(value)));
+                    delta.dirty = false;
+                    delta.written = true;
+                }
+            }
+        }
         for entry in dirty {
             let value = match &entry {
                 Entry::Clock => Some(postcard::to_allocvec(&self.clock)?),
@@ -50,20 +60,8 @@ impl Processor {
                     .get(&(rule.clone(), key.clone()))
                     .map(postcard::to_allocvec)
                     .transpose()?,
-                Entry::Staged(day, segment) => {
-                    // Written: sealed; the day's next events open the next segment.
-                    if self.open_segment.get(day) == Some(segment) {
-                        self.open_segment.insert(*day, segment + 1);
-                    }
-                    self.staging
-                        .get(&(*day, *segment))
-                        .map(|events| {
-                            let events: Vec<(&Key, &IncidentEvent)> =
-                                events.iter().map(|(k, e)| (k, &**e)).collect();
-                            postcard::to_allocvec(&events)
-                        })
-                        .transpose()?
-                }
+                // Only closed days' entries are left here: to delete.
+                Entry::Staged(..) => None,
                 Entry::Seen(day) => self.seen.get(day).map(postcard::to_allocvec).transpose()?,
             };
             records.push((serde_json::to_vec(&entry)?, value));
@@ -96,17 +94,23 @@ impl Processor {
             (Entry::Alert(rule, key), None) => {
                 self.alerts.remove(&(rule, key));
             }
-            (Entry::Staged(day, segment), Some(v)) => {
-                let events: Vec<(Key, IncidentEvent)> = postcard::from_bytes(v)?;
-                self.staging.insert(
-                    (day, segment),
-                    events.into_iter().map(|(k, e)| (k, Arc::new(e))).collect(),
-                );
-                let open = self.open_segment.entry(day).or_default();
-                *open = (*open).max(segment + 1);
+            (Entry::Staged(day, id, key), Some(v)) => {
+                let delta = Staged {
+                    state: postcard::from_bytes(v)?,
+                    dirty: false,
+                    written: true,
+                };
+                self.staging
+                    .entry(day)
+                    .or_default()
+                    .entry(id)
+                    .or_default()
+                    .insert(key, delta);
             }
-            (Entry::Staged(day, segment), None) => {
-                self.staging.remove(&(day, segment));
+            (Entry::Staged(day, id, key), None) => {
+                if let Some(keys) = self.staging.get_mut(&day).and_then(|g| g.get_mut(&id)) {
+                    keys.remove(&key);
+                }
             }
             (Entry::Seen(day), Some(v)) => {
                 let seen: HashSet<u64> = postcard::from_bytes(v)?;

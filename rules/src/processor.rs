@@ -1,7 +1,8 @@
 //! The rules of one partition, as pure logic. Events arrive routed to a group key (see
-//! [`route_keys`]); the processor deduplicates them per key, holds each until the day it
-//! was reported closes (plus the allowed lateness), folds it into that key's state, evaluates
-//! the rules for that day, and turns their verdicts into alert transitions. No I/O: the
+//! [`route_keys`]); the processor deduplicates them per key, folds each into what its key
+//! got on the day it was reported, merges that into the key's state when the day closes
+//! (plus the allowed lateness), evaluates the rules for that day, and turns their verdicts
+//! into alert transitions. No I/O: the
 //! stage feeds it events and writes what it returns, so tests run it directly. What changed
 //! since the last checkpoint is kept for the changelog (see `checkpoint.rs`).
 
@@ -26,9 +27,6 @@ use crate::{
 
 /// Labels naming a group key, in `group_by` order.
 pub type Key = Vec<(String, String)>;
-
-/// The copy of an event routed to one key.
-pub(crate) type Routed = (Key, Arc<IncidentEvent>);
 
 /// Rules with the same `group_by` and the same filter share one state per key; a rule
 /// with another filter counts other events, so it gets its own.
@@ -156,12 +154,10 @@ pub struct Processor {
     rules: Vec<Arc<Rule>>,
     settings: Settings,
     pub(crate) groupings: BTreeMap<GroupingId, Grouping>,
-    /// Events waiting for their report day to close, with their key, by report day and
-    /// segment: a checkpoint seals the segments it wrote, later events open the next one,
-    /// so each staged event is written to the changelog once.
-    pub(crate) staging: BTreeMap<(Day, u32), Vec<Routed>>,
-    /// The segment new events of a day go to.
-    pub(crate) open_segment: BTreeMap<Day, u32>,
+    /// What the reports of each still open day add to each key, folded apart: merged
+    /// into the keys' state when the day closes, so that a day is evaluated on the reports
+    /// made by its end, whatever arrived in between.
+    pub(crate) staging: BTreeMap<Day, BTreeMap<GroupingId, BTreeMap<Key, Staged>>>,
     pub(crate) clock: Clock,
     /// Digests of (key, event id) seen, by the event's day, for deduplication.
     pub(crate) seen: BTreeMap<Day, HashSet<u64>>,
@@ -192,7 +188,6 @@ impl Processor {
             settings,
             groupings: BTreeMap::new(),
             staging: BTreeMap::new(),
-            open_segment: BTreeMap::new(),
             clock: Clock {
                 watermark: i64::MIN,
                 ..Clock::default()
@@ -308,12 +303,7 @@ impl Processor {
             out.late = true;
             self.fold(&key, &event);
         } else {
-            let segment = *self.open_segment.entry(reported).or_default();
-            self.staging
-                .entry((reported, segment))
-                .or_default()
-                .push((key, event.clone()));
-            self.dirty.insert(Entry::Staged(reported, segment));
+            self.stage(reported, &key, &event);
         }
         out
     }
@@ -377,41 +367,56 @@ impl Processor {
         }
     }
 
-    fn fold(&mut self, key: &Key, event: &IncidentEvent) -> Vec<GroupingId> {
-        let mut touched = Vec::new();
+    /// Adds a late event to the state of its key in every grouping that counts it.
+    fn fold(&mut self, key: &Key, event: &IncidentEvent) {
         for (id, grouping) in &mut self.groupings {
-            if !is_key_of(key, &id.0)
-                || !grouping
-                    .filter
-                    .as_ref()
-                    .is_some_and(|rule| rule.matches(event))
-            {
+            if counts(id, grouping, key, event) {
+                let state = grouping.keys.entry(key.clone()).or_default();
+                Arc::make_mut(state).add(event, &grouping.breakdowns);
+                self.dirty.insert(Entry::State(id.clone(), key.clone()));
+            }
+        }
+    }
+
+    /// Adds an event of open report day `day` to what that day brings its key, in every
+    /// grouping that counts it.
+    fn stage(&mut self, day: Day, key: &Key, event: &IncidentEvent) {
+        let staged = self.staging.entry(day).or_default();
+        for (id, grouping) in &self.groupings {
+            if !counts(id, grouping, key, event) {
                 continue;
             }
-            let state = grouping.keys.entry(key.clone()).or_default();
-            Arc::make_mut(state).add(event, &grouping.breakdowns);
-            self.dirty.insert(Entry::State(id.clone(), key.clone()));
-            touched.push(id.clone());
+            let keys = match staged.get_mut(id) {
+                Some(keys) => keys,
+                None => staged.entry(id.clone()).or_default(),
+            };
+            let delta = match keys.get_mut(key) {
+                Some(delta) => delta,
+                None => keys.entry(key.clone()).or_default(),
+            };
+            delta.state.add(event, &grouping.breakdowns);
+            delta.dirty = true;
         }
-        touched
     }
 
     fn close_day(&mut self, day: Day, out: &mut Output) {
         let mut touched: BTreeSet<(GroupingId, Key)> = BTreeSet::new();
-        let due: Vec<(Day, u32)> = self
-            .staging
-            .range(..=(day, u32::MAX))
-            .map(|(at, _)| *at)
-            .collect();
-        for at in due {
-            for (key, event) in self.staging.remove(&at).unwrap_or_default() {
-                for id in self.fold(&key, &event) {
-                    touched.insert((id, key.clone()));
+        let rest = self.staging.split_off(&(day + 1));
+        for (at, groupings) in std::mem::replace(&mut self.staging, rest) {
+            for (id, keys) in groupings {
+                let grouping = self.groupings.entry(id.clone()).or_default();
+                for (key, delta) in keys {
+                    let state = grouping.keys.entry(key.clone()).or_default();
+                    Arc::make_mut(state).merge(&delta.state);
+                    self.dirty.insert(Entry::State(id.clone(), key.clone()));
+                    if delta.written {
+                        self.dirty
+                            .insert(Entry::Staged(at, id.clone(), key.clone()));
+                    }
+                    touched.insert((id.clone(), key));
                 }
             }
-            self.dirty.insert(Entry::Staged(at.0, at.1));
         }
-        self.open_segment = self.open_segment.split_off(&(day + 1));
         let rules = self.rules.clone();
         for rule in &rules {
             let id = grouping_id(rule);
@@ -590,6 +595,25 @@ impl Processor {
             self.dirty.insert(Entry::Seen(d));
         }
     }
+}
+
+/// Whether the state of `grouping` (with id `id`) for `key` counts `event`.
+fn counts(id: &GroupingId, grouping: &Grouping, key: &Key, event: &IncidentEvent) -> bool {
+    is_key_of(key, &id.0)
+        && grouping
+            .filter
+            .as_ref()
+            .is_some_and(|rule| rule.matches(event))
+}
+
+/// What the reports of one open day add to one key.
+#[derive(Debug, Default)]
+pub(crate) struct Staged {
+    pub(crate) state: KeyState,
+    /// Changed since the last checkpoint.
+    pub(crate) dirty: bool,
+    /// In the changelog: closing the day must delete it there.
+    pub(crate) written: bool,
 }
 
 /// What deduplication remembers of one routed copy: a digest of its key and event id.

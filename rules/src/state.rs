@@ -162,6 +162,37 @@ impl KeyState {
         }
     }
 
+    /// Adds everything `other` holds, as if its events had been added here: a key's
+    /// reports of a still open day are folded apart and merged when the day closes.
+    pub fn merge(&mut self, other: &KeyState) {
+        merge_days(&mut self.days, &other.days);
+        for (dim, values) in &other.subs {
+            let mine = self.subs.entry(dim.clone()).or_default();
+            for (value, days) in values {
+                merge_days(mine.entry(value.clone()).or_default(), days);
+            }
+        }
+        merge_seen(&mut self.seen, other.seen);
+        for (dim, values) in &other.sub_seen {
+            let mine = self.sub_seen.entry(dim.clone()).or_default();
+            for (value, seen) in values {
+                let mut slot = mine.get(value).copied();
+                merge_seen(&mut slot, Some(*seen));
+                mine.insert(value.clone(), slot.expect("merged"));
+            }
+        }
+        self.last_reported = self.last_reported.max(other.last_reported);
+        for (day, meta) in &other.meta {
+            let mine = self.meta.entry(*day).or_default();
+            mine.handling = mine.handling.max(meta.handling);
+            mine.countries.extend(meta.countries.iter().cloned());
+        }
+        self.recent.extend(other.recent.iter().cloned());
+        while self.recent.len() > Alert::MAX_EVIDENCE {
+            self.recent.pop_first();
+        }
+    }
+
     /// Sum of `field` over days `from..=to`.
     pub fn sum(&self, field: &str, from: Day, to: Day) -> Option<i64> {
         sum_range(&self.days, field, from, to)
@@ -268,6 +299,23 @@ impl KeyState {
     }
 }
 
+fn merge_days(into: &mut BTreeMap<Day, Counters>, from: &BTreeMap<Day, Counters>) {
+    for (day, c) in from {
+        into.entry(*day).or_default().add(c);
+    }
+}
+
+fn merge_seen(into: &mut Option<Seen>, from: Option<Seen>) {
+    match (into.as_mut(), from) {
+        (Some(mine), Some(other)) => {
+            mine.include(other.first);
+            mine.include(other.last);
+        }
+        (None, Some(other)) => *into = Some(other),
+        (_, None) => {}
+    }
+}
+
 fn sum_range(days: &BTreeMap<Day, Counters>, field: &str, from: Day, to: Day) -> Option<i64> {
     Counters::default().field(field)?;
     if from > to {
@@ -358,6 +406,14 @@ mod tests {
             reversed.add(e, &breakdowns);
         }
         assert_eq!(reversed, s);
+
+        // Two halves added apart and merged give the same state too.
+        let (mut early, mut late) = (KeyState::default(), KeyState::default());
+        for (i, e) in events.iter().enumerate() {
+            if i % 3 == 0 { &mut early } else { &mut late }.add(e, &breakdowns);
+        }
+        early.merge(&late);
+        assert_eq!(early, s);
 
         s.prune(5);
         assert_eq!(s.sum("events", 0, 9), Some(25));
