@@ -119,6 +119,11 @@ impl Snapshot {
     }
 }
 
+/// The rules stage's event time, in Unix milliseconds (0 before it has any).
+pub fn event_time_ms(rules: &Registry) -> i64 {
+    (sum(&rules.gather(), "relec_rules_watermark_seconds", &[]) * 1000.0) as i64
+}
+
 /// The sum of `name`'s series whose labels include `labels`.
 fn sum(families: &[MetricFamily], name: &str, labels: &[(&str, &str)]) -> f64 {
     let Some(family) = families.iter().find(|f| f.name() == name) else {

@@ -16,9 +16,20 @@ use tokio_util::sync::CancellationToken;
 
 /// The agency the demo publishes as.
 pub const AGENCY: &str = "relec-demo";
-/// Events per request: small enough to pace a day in several steps.
-const BATCH: usize = 250;
+/// Events per request: a few hours of reports, so a day is paced in several steps.
+const BATCH: usize = 100;
 const DAY_MS: f64 = 86_400_000.0;
+/// How far (in report time) the demo may run ahead of the rules stage's event time. A
+/// pipeline left far behind catches up in bursts, and an alert that fires and resolves
+/// within one burst reaches the notifier as one batch, in which (as in Alertmanager) an
+/// alert resolved before anyone was told of it is not news. Held close, the stages see
+/// the demo as they would see live reports, only faster.
+const LEAD_MS: i64 = 24 * 3_600_000;
+/// The longest the demo waits for the rules stage before one request (while it starts,
+/// or if it stalls), so it never stops for good.
+const MAX_HOLD: Duration = Duration::from_secs(2);
+/// How often a held demo looks at the rules stage's event time again.
+const HOLD_STEP: Duration = Duration::from_millis(10);
 /// Signs the demo's webhook bodies in the outbox, in place of the secrets that the
 /// example subscriptions read from files and variables of a real deployment.
 pub const WEBHOOK_SECRET: &str = "relec-demo-secret-not-for-production";
@@ -100,13 +111,15 @@ fn compress(route: &mut toml::Table, root: bool) {
 }
 
 /// Publishes the `demo` stream to the ingest API at `api` with `key`, `speed` days of
-/// report time per second (0: as fast as ingest takes it), until done or `shutdown`.
-/// Returns the events published.
+/// report time per second (0: as fast as the pipeline takes it), never more than
+/// [`LEAD_MS`] ahead of `event_time` (the rules stage's, in Unix milliseconds), until done
+/// or `shutdown`. Returns the events published.
 pub async fn drive(
     demo: SimConfig,
     api: SocketAddr,
     key: String,
     speed: f64,
+    event_time: impl Fn() -> i64,
     shutdown: CancellationToken,
 ) -> anyhow::Result<u64> {
     let url = format!("http://{api}/v1/events");
@@ -115,7 +128,7 @@ pub async fn drive(
     let mut events = sim.events().peekable();
     let started = Instant::now();
     let first = events.peek().map_or(0, |e| e.reported_at);
-    let mut sent = 0u64;
+    let (mut sent, mut published) = (0u64, i64::MIN);
     while events.peek().is_some() {
         let batch: Vec<IncidentEvent> = events.by_ref().take(BATCH).collect();
         if speed > 0.0 {
@@ -126,11 +139,23 @@ pub async fn drive(
                 () = tokio::time::sleep_until(due) => {}
             }
         }
+        let held_until = Instant::now() + MAX_HOLD;
+        while published.saturating_sub(event_time()) > LEAD_MS && Instant::now() < held_until {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(sent),
+                () = tokio::time::sleep(HOLD_STEP) => {}
+            }
+        }
         tokio::select! {
             () = shutdown.cancelled() => break,
             posted = super::super::simulate::post(&client, &url, &key, &batch) => posted?,
         }
         sent += batch.len() as u64;
+        published = batch
+            .iter()
+            .map(|e| e.reported_at)
+            .max()
+            .unwrap_or(published);
     }
     Ok(sent)
 }

@@ -103,8 +103,10 @@ pub async fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
         root.clone(),
     ));
     let driver = demo_key.map(|key| {
-        let token = root.clone();
-        tokio::spawn(demo::drive(demo_scenario(), api, key, args.speed, token))
+        let (token, rules) = (root.clone(), registries.rules.clone());
+        let event_time = move || console::event_time_ms(&rules);
+        let demo = demo::drive(demo_scenario(), api, key, args.speed, event_time, token);
+        tokio::spawn(demo)
     });
     let stop = tokio::spawn(stop_when(
         args.duration.map(Into::into),
