@@ -172,6 +172,40 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200_000)]
         evaluations: u64,
     },
+    /// The whole pipeline on a real cluster (--brokers), each stage a child process:
+    /// simulator to ingest API to rules to notifier to a webhook receiver. Prints the
+    /// sustained rate, event-to-webhook latency, each stage's CPU and peak memory, and the
+    /// bare producer and consumer rates of the same broker, against the targets.
+    E2e {
+        /// The rules directory.
+        #[arg(long, default_value = "rules/pack")]
+        dir: PathBuf,
+        /// Days of simulated incidents published at --rate (the rules stage's state).
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Days after them published while the rules stage is down, then read by it at
+        /// full speed (its own rate).
+        #[arg(long, default_value_t = 60)]
+        backlog_days: u32,
+        /// Multiplies the simulator's volume (1.0 is about 800 incidents a day).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Events per second offered to the ingest API.
+        #[arg(long, default_value_t = 5_000.0)]
+        rate: f64,
+        /// Events per request while paced.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Partitions of the incidents, repartition and changelog topics.
+        #[arg(long, default_value_t = 6)]
+        partitions: i32,
+        /// The longest any one phase may take, in seconds.
+        #[arg(long, default_value_t = 600)]
+        max_seconds: u64,
+        /// Also write the figures here, as JSON.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -52,6 +52,30 @@ pub async fn run(command: BenchCommand, config: &Config) -> anyhow::Result<ExitC
             };
             return super::bench_stage::run(config, options).await;
         }
+        BenchCommand::E2e {
+            dir,
+            days,
+            backlog_days,
+            scale,
+            rate,
+            batch,
+            partitions,
+            max_seconds,
+            out,
+        } => {
+            let options = super::bench_e2e::Options {
+                dir,
+                days,
+                backlog_days,
+                scale,
+                rate,
+                batch,
+                partitions,
+                max_secs: max_seconds,
+                out,
+            };
+            return super::bench_e2e::run(config, options).await;
+        }
     };
     let events: Vec<IncidentEvent> = (0..records.max(1))
         .map(|i| sample::incident(42, i))

@@ -160,18 +160,7 @@ pub async fn run(
 impl Paths {
     /// Seconds for the bare producer to have every event acknowledged.
     async fn bare(&self, events: &[IncidentEvent]) -> anyhow::Result<f64> {
-        let started = Instant::now();
-        let failures: usize = stream::iter(events.chunks(self.batch))
-            .map(|chunk| {
-                self.producer
-                    .send_all(chunk.iter().map(|e| (e.route.as_str(), e)))
-            })
-            .buffer_unordered(self.concurrency)
-            .map(|results| results.iter().filter(|r| r.is_err()).count())
-            .fold(0, |a, b| async move { a + b })
-            .await;
-        anyhow::ensure!(failures == 0, "{failures} bare sends failed");
-        Ok(started.elapsed().as_secs_f64())
+        bare_produce(&self.producer, events, self.batch, self.concurrency).await
     }
 
     /// Seconds for the API to accept every event, and each request's latency.
@@ -207,4 +196,23 @@ impl Paths {
             .collect::<anyhow::Result<Vec<f64>>>()?;
         Ok((started.elapsed().as_secs_f64(), latencies))
     }
+}
+
+/// Seconds for the bare producer to have every one of `events` acknowledged, keyed by
+/// route, `concurrency` batches of `batch` in flight.
+pub(super) async fn bare_produce(
+    producer: &RecordProducer<IncidentEvent>,
+    events: &[IncidentEvent],
+    batch: usize,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let failures: usize = stream::iter(events.chunks(batch.max(1)))
+        .map(|chunk| producer.send_all(chunk.iter().map(|e| (e.route.as_str(), e))))
+        .buffer_unordered(concurrency.max(1))
+        .map(|results| results.iter().filter(|r| r.is_err()).count())
+        .fold(0, |a, b| async move { a + b })
+        .await;
+    anyhow::ensure!(failures == 0, "{failures} bare sends failed");
+    Ok(started.elapsed().as_secs_f64())
 }

@@ -4,7 +4,7 @@
 //! `relec bench rules` (one core, no Kafka; rhai against native Rust).
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -169,30 +169,7 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     anyhow::ensure!(!events.is_empty(), "the simulator gave no events");
     let n = events.len() as u64;
 
-    // What the stage must get through: a copy per group key for each valid incident, and
-    // one `skipped` count for each incident the stage's screen refuses.
-    let engine = engine(&Limits::default());
-    let (rules, errors) = load_dir(&engine, &options.dir);
-    anyhow::ensure!(
-        errors.is_empty(),
-        "{}: rules with problems (the stage would leave them out): {errors:?}",
-        options.dir.display()
-    );
-    anyhow::ensure!(!rules.is_empty(), "{}: no rules", options.dir.display());
-    let rules: Vec<Arc<Rule>> = rules.into_iter().map(Arc::new).collect();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let expected: u64 = events
-        .iter()
-        .map(|e| {
-            if validate(e, now, config.ingest.clock_skew).is_empty() {
-                route_keys(&rules, e).len() as u64
-            } else {
-                1
-            }
-        })
-        .sum();
+    let (rules, expected) = routed_copies(config, &options.dir, &events)?;
 
     let partitions = options.partitions.max(1);
     let mut base = config.clone();
@@ -241,8 +218,7 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
         kafka.bootstrap_servers()
     );
     println!(
-        "{} rules from {}, {expected} routed copies ({:.2} per incident), commit interval {:?}",
-        rules.len(),
+        "{rules} rules from {}, {expected} routed copies ({:.2} per incident), commit interval {:?}",
         options.dir.display(),
         expected as f64 / n as f64,
         base.rules.commit_interval
@@ -358,6 +334,39 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// The rules of `dir`, and what the stage must get through for `events`: a copy per group
+/// key for each valid incident, and one `skipped` count for each incident its screen
+/// refuses.
+pub(super) fn routed_copies(
+    config: &Config,
+    dir: &Path,
+    events: &[IncidentEvent],
+) -> anyhow::Result<(usize, u64)> {
+    let engine = engine(&Limits::default());
+    let (rules, errors) = load_dir(&engine, dir);
+    anyhow::ensure!(
+        errors.is_empty(),
+        "{}: rules with problems (the stage would leave them out): {errors:?}",
+        dir.display()
+    );
+    anyhow::ensure!(!rules.is_empty(), "{}: no rules", dir.display());
+    let rules: Vec<Arc<Rule>> = rules.into_iter().map(Arc::new).collect();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let copies = events
+        .iter()
+        .map(|e| {
+            if validate(e, now, config.ingest.clock_skew).is_empty() {
+                route_keys(&rules, e).len() as u64
+            } else {
+                1
+            }
+        })
+        .sum();
+    Ok((rules.len(), copies))
+}
+
 /// Names the stage's topics of one round apart from every other run's and round's; the
 /// incidents topic is shared by all rounds.
 fn round_topics(config: &mut Config, run: &str, round: usize) {
@@ -375,20 +384,25 @@ fn round_topics(config: &mut Config, run: &str, round: usize) {
 /// How long one path took over the whole topic: from its start, so joining the group
 /// counts, and from its first record on (sustained, start-up left out).
 #[derive(Debug, Clone, Copy)]
-struct Timing {
-    secs: f64,
-    first_secs: f64,
+pub(super) struct Timing {
+    pub secs: f64,
+    pub first_secs: f64,
 }
 
 impl Timing {
-    fn sustained_secs(&self) -> f64 {
+    pub fn sustained_secs(&self) -> f64 {
         (self.secs - self.first_secs).max(f64::EPSILON)
     }
 }
 
 /// Time for a fresh consumer group to read and decode the whole topic (`n` records),
 /// from creating the consumer, so joining the group counts as it does for the stage.
-async fn bare(kafka: &Kafka, topic: &str, group: &str, n: u64) -> anyhow::Result<Timing> {
+pub(super) async fn bare(
+    kafka: &Kafka,
+    topic: &str,
+    group: &str,
+    n: u64,
+) -> anyhow::Result<Timing> {
     let started = Instant::now();
     let consumer = kafka.record_consumer::<IncidentEvent>("bench-bare", group, &[topic])?;
     let (mut read, mut failed) = (0u64, 0u64);
@@ -480,7 +494,7 @@ async fn stage(config: &Config, kafka: &Kafka, expected: u64) -> anyhow::Result<
 }
 
 /// Peak resident set size of this process, in bytes (Linux only).
-fn peak_rss() -> Option<u64> {
+pub(super) fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

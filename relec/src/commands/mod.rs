@@ -2,6 +2,7 @@
 
 mod backtest;
 mod bench;
+mod bench_e2e;
 mod bench_ingest;
 mod bench_rules;
 mod bench_stage;
