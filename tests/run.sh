@@ -8,8 +8,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 # Build needs of rdkafka's bundled librdkafka (C compiler, make, OpenSSL headers for TLS
-# and SASL_SSL to production clusters), Java 17 and Maven for the broker, Python for the
-# SMTP server and registry stand-in. Installed only when missing.
+# and SASL_SSL to production clusters), Java 17 and Maven for the broker and the schema
+# registry, HAProxy in front of the registry, Python for the SMTP server and the Confluent
+# client of the interop test. Installed only when missing.
 need_pkgs=()
 command -v cc >/dev/null || need_pkgs+=(gcc)
 command -v make >/dev/null || need_pkgs+=(make)
@@ -19,6 +20,7 @@ command -v java >/dev/null || need_pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_pkgs+=(maven)
 command -v python3 >/dev/null || need_pkgs+=(python3 python3-venv)
 command -v curl >/dev/null || need_pkgs+=(curl)
+command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || need_pkgs+=(haproxy)
 if ((${#need_pkgs[@]})); then
     echo "run.sh: installing ${need_pkgs[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Test bed: stops Kafka, the SMTP server and the schema-registry stand-in (no-op for those not running).
+# Test bed: stops Kafka, the SMTP server and the schema registry (no-op for those not running).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -38,24 +38,12 @@ fetch_jars() {
     if [[ -f "$stamp_file" && "$(<"$stamp_file")" == "$stamp_want" ]]; then
         return 0
     fi
-    command -v mvn >/dev/null || bed_die "mvn not found on PATH"
-    local work="$STATE/mvn" tmp="$LIBS.tmp"
-    rm -rf "$work" "$tmp"
-    mkdir -p "$work"
-    # Run Maven on a copy of the pom so nothing is written into the source tree.
-    cp "$BED_SRC/kafka-pom.xml" "$work/pom.xml"
-    local goal=org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies
-    local args=(-B -q -f "$work/pom.xml" "$goal" "-Dkafka.version=$KAFKA_VERSION"
-        "-DoutputDirectory=$tmp" -DincludeScope=runtime)
+    local tmp="$LIBS.tmp"
+    rm -rf "$tmp"
     bed_log "kafka: collecting Kafka $KAFKA_VERSION jars (mvn offline first)"
-    if ! mvn -o "${args[@]}" >"$work/mvn-offline.log" 2>&1; then
-        bed_log "kafka: not all in ~/.m2 yet, fetching from Maven Central"
-        rm -rf "$tmp"
-        if ! mvn "${args[@]}" >"$work/mvn-online.log" 2>&1; then
-            show_log_tail "$work/mvn-online.log" 60
-            bed_die "kafka: mvn dependency:copy-dependencies failed"
-        fi
-    fi
+    maven_run kafka "$BED_SRC/kafka-pom.xml" "$STATE/mvn" "$tmp" \
+        org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+        "-Dkafka.version=$KAFKA_VERSION" "-DoutputDirectory=$tmp" -DincludeScope=runtime
     ls "$tmp"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null 2>&1 || bed_die "kafka: jar set in $tmp incomplete"
     echo "$stamp_want" >"$tmp/.complete"
     rm -rf "$LIBS"

@@ -1,4 +1,4 @@
-# Shared helpers for the test-bed scripts (kafka.sh, smtp.sh, registry.sh): logging, bounded port waits, pid-file daemons.
+# Shared helpers for the test-bed scripts (kafka.sh, smtp.sh, registry.sh, confluent.sh): logging, bounded port waits, pid-file daemons.
 # shellcheck shell=bash disable=SC2034,SC2016
 # (sourced library: its variables are used by the scripts that source it; single quotes in bash -c are intended)
 # Sourced, not executed. All progress output goes to stderr so callers can eval the stdout of up.sh.
@@ -111,6 +111,28 @@ status_daemon() {
     fi
     echo "$name: stopped"
     return 1
+}
+
+# maven_run NAME POM WORK PARTIAL MVN_ARGS... -> runs `mvn MVN_ARGS` on a copy of POM in the fresh directory WORK (so
+# nothing is written into the source tree): offline first (everything already in ~/.m2), then online if that fails,
+# after removing PARTIAL (what the offline attempt may have left half-written; "" for nothing). Dies, with the end of
+# Maven's log, when both fail.
+maven_run() {
+    local name="$1" pom="$2" work="$3" partial="$4"
+    shift 4
+    command -v mvn >/dev/null || bed_die "mvn not found on PATH"
+    rm -rf "$work"
+    mkdir -p "$work"
+    cp "$pom" "$work/pom.xml"
+    if mvn -o -B -q -f "$work/pom.xml" "$@" >"$work/mvn-offline.log" 2>&1; then
+        return 0
+    fi
+    bed_log "$name: not all in ~/.m2 yet, fetching from Maven Central"
+    [[ -z "$partial" ]] || rm -rf "$partial"
+    if ! mvn -B -q -f "$work/pom.xml" "$@" >"$work/mvn-online.log" 2>&1; then
+        show_log_tail "$work/mvn-online.log" 60
+        bed_die "$name: mvn $* failed"
+    fi
 }
 
 # show_log_tail FILE [N] -> last N lines of FILE on stderr.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Test bed: starts Kafka, the SMTP server and the schema-registry stand-in; prints `export` lines on stdout.
+# Test bed: starts Kafka, the SMTP server and the schema registry, makes the Confluent client's venv; prints
+# `export` lines on stdout.
 # Usage: eval "$(tests/bed/up.sh)"   (all progress goes to stderr)
-# Exports RELEC_TEST_BROKERS, RELEC_TEST_SMTP, RELEC_TEST_REGISTRY. On failure, stops whatever it started
+# Exports RELEC_TEST_BROKERS, RELEC_TEST_SMTP, RELEC_TEST_REGISTRY, RELEC_TEST_CONFLUENT_PYTHON. On failure, stops whatever it started
 # (set RELEC_BED_KEEP_ON_FAILURE=1 to leave it for inspection) and exits non-zero.
 set -euo pipefail
 
@@ -27,6 +28,7 @@ kafka_job=$!
 
 smtp_line="$(bash "$HERE/smtp.sh" start)" || { wait "$kafka_job" || true; fail smtp; }
 registry_line="$(bash "$HERE/registry.sh" start)" || { wait "$kafka_job" || true; fail registry; }
+confluent_line="$(bash "$HERE/confluent.sh" ensure)" || { wait "$kafka_job" || true; fail "the Confluent client's venv"; }
 wait "$kafka_job" || fail kafka
 kafka_line="$(<"$kafka_out")"
 rm -f "$kafka_out"
@@ -34,9 +36,11 @@ rm -f "$kafka_out"
 brokers="${kafka_line#KAFKA_BROKERS=}"
 smtp="${smtp_line#SMTP_ADDR=}"
 registry="${registry_line#REGISTRY_URL=}"
-[[ -n "$brokers" && -n "$smtp" && -n "$registry" ]] || fail "(unexpected output)"
+confluent_python="${confluent_line#CONFLUENT_PYTHON=}"
+[[ -n "$brokers" && -n "$smtp" && -n "$registry" && -n "$confluent_python" ]] || fail "(unexpected output)"
 
 bed_log "up: all services ready in $((SECONDS - t0))s"
 printf 'export RELEC_TEST_BROKERS=%q\n' "$brokers"
 printf 'export RELEC_TEST_SMTP=%q\n' "$smtp"
 printf 'export RELEC_TEST_REGISTRY=%q\n' "$registry"
+printf 'export RELEC_TEST_CONFLUENT_PYTHON=%q\n' "$confluent_python"
