@@ -49,6 +49,11 @@ log="$(mktemp)"
 status=0
 cargo test --workspace --locked --no-fail-fast -- "$@" 2>&1 | tee "$log" || status=$?
 
+# The chaos suite (relec/tests/chaos.rs), alone after the rest: the whole pipeline under
+# load while stages are killed, its broker (one of its own) restarts, a webhook hangs and a
+# second rules instance comes and goes; it prints its counts. About four minutes.
+cargo test --locked -p relec --test chaos -- --ignored --nocapture 2>&1 | tee -a "$log" || status=$?
+
 # The benchmarks must keep working; short debug runs check them (the figures that matter
 # come from release builds, see the README).
 cargo run --quiet --locked -p relec -- bench codec --records 200 --seconds 0.05 \
@@ -57,6 +62,8 @@ RUST_LOG=warn cargo run --quiet --locked -p relec -- --brokers "$RELEC_TEST_BROK
     bench ingest --events 2000 >/dev/null
 cargo run --quiet --locked -p relec -- --brokers "$RELEC_TEST_BROKERS" \
     bench stage --days 10 --rounds 1 --evaluations 1000 >/dev/null
+RUST_LOG=warn cargo run --quiet --locked -p relec -- --brokers "$RELEC_TEST_BROKERS" \
+    bench e2e --days 4 --backlog-days 2 --rate 1000 >/dev/null
 cargo run --quiet --locked -p relec -- rules test rules/pack | grep -v '^  ok '
 
 # deploy/: compose file, Kubernetes manifests, Prometheus config and rules, Dockerfile,
