@@ -64,6 +64,8 @@ cargo run --quiet --locked -p relec -- --brokers "$RELEC_TEST_BROKERS" \
     bench stage --days 10 --rounds 1 --evaluations 1000 >/dev/null
 RUST_LOG=warn cargo run --quiet --locked -p relec -- --brokers "$RELEC_TEST_BROKERS" \
     bench e2e --days 4 --backlog-days 2 --rate 1000 >/dev/null
+cargo run --quiet --locked -p relec -- --brokers "$RELEC_TEST_BROKERS" \
+    bench notify --alerts 200 --rate 50 --seconds 1 --rounds 1 >/dev/null
 cargo run --quiet --locked -p relec -- rules test rules/pack | grep -v '^  ok '
 
 # deploy/: compose file, Kubernetes manifests, Prometheus config and rules, Dockerfile,

@@ -206,6 +206,34 @@ pub enum BenchCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Webhook deliveries/s of the notifier stage to a local receiver that verifies every
+    /// signature, and the latency from alert to delivery at a steady moderate rate
+    /// (group_wait 0), on the configured cluster (use --brokers for a real one).
+    Notify(NotifyBenchArgs),
+}
+
+/// What `relec bench notify` measures, and how much of it.
+#[derive(Debug, Clone, Args)]
+pub struct NotifyBenchArgs {
+    /// Alerts published at once for the throughput phase, each its own delivery.
+    #[arg(long, default_value_t = 10_000)]
+    pub alerts: u64,
+    /// Alerts per second in the latency phase.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Seconds the latency phase publishes for.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Rounds, each with a fresh stage, topics and group; ranges are reported.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
+    /// Attempts in flight at once to the receiver, instead of the config's
+    /// `notifier.endpoint_concurrency`.
+    #[arg(long)]
+    pub endpoint_concurrency: Option<usize>,
+    /// Also print the figures as one line of JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

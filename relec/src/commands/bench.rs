@@ -76,6 +76,9 @@ pub async fn run(command: BenchCommand, config: &Config) -> anyhow::Result<ExitC
             };
             return super::bench_e2e::run(config, options).await;
         }
+        BenchCommand::Notify(args) => {
+            return super::bench_notify::run(config, &args).await;
+        }
     };
     let events: Vec<IncidentEvent> = (0..records.max(1))
         .map(|i| sample::incident(42, i))

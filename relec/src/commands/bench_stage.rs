@@ -82,38 +82,10 @@ impl Counts {
     }
 
     fn read(telemetry: &Telemetry) -> Self {
-        let families = telemetry.registry.gather();
-        // Counters and gauges summed over their labels, or the one series with `label`.
-        let value = |name: &str, label: Option<(&str, &str)>| -> f64 {
-            families
-                .iter()
-                .filter(|f| f.name() == name)
-                .flat_map(|f| f.get_metric())
-                .filter(|m| {
-                    label.is_none_or(|(k, v)| {
-                        m.get_label()
-                            .iter()
-                            .any(|l| l.name() == k && l.value() == v)
-                    })
-                })
-                .map(|m| m.get_counter().get_value() + m.get_gauge().get_value())
-                .sum()
-        };
-        // Histograms: the sum of observations, summed over labels.
-        let observed = |name: &str| -> f64 {
-            families
-                .iter()
-                .filter(|f| f.name() == name)
-                .flat_map(|f| f.get_metric())
-                .map(|m| m.get_histogram().get_sample_sum())
-                .sum()
-        };
-        let lag = families
-            .iter()
-            .filter(|f| f.name() == "relec_rules_consumer_lag")
-            .flat_map(|f| f.get_metric())
-            .map(|m| m.get_gauge().get_value() as i64)
-            .reduce(|a, b| a + b);
+        let metric = gathered(telemetry);
+        let value = |name: &str, label| metric(name, label).unwrap_or(0.0);
+        let observed = |name: &str| value(name, None);
+        let lag = metric("relec_rules_consumer_lag", None).map(|v| v as i64);
         let events = |outcome| value("relec_rules_events_total", Some(("outcome", outcome))) as u64;
         let transitions = |status| {
             value(
@@ -491,6 +463,35 @@ async fn stage(config: &Config, kafka: &Kafka, expected: u64) -> anyhow::Result<
         timed,
         settled,
     })
+}
+
+/// The registry's metrics as of now, as a lookup: the values of `name`'s series (only
+/// those labelled `label`, if given) summed, a histogram's as the sum of its
+/// observations; `None` if no series matches.
+pub(super) fn gathered(
+    telemetry: &Telemetry,
+) -> impl Fn(&str, Option<(&str, &str)>) -> Option<f64> {
+    let families = telemetry.registry.gather();
+    move |name, label| {
+        families
+            .iter()
+            .filter(|f| f.name() == name)
+            .flat_map(|f| f.get_metric())
+            .filter(|m| {
+                label.is_none_or(|(k, v)| {
+                    m.get_label()
+                        .iter()
+                        .any(|l| l.name() == k && l.value() == v)
+                })
+            })
+            // Only the field of the metric's own type is set; the others read as zero.
+            .map(|m| {
+                m.get_counter().get_value()
+                    + m.get_gauge().get_value()
+                    + m.get_histogram().get_sample_sum()
+            })
+            .reduce(|a, b| a + b)
+    }
 }
 
 /// Peak resident set size of this process, in bytes (Linux only).

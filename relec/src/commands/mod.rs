@@ -4,6 +4,7 @@ mod backtest;
 mod bench;
 mod bench_e2e;
 mod bench_ingest;
+mod bench_notify;
 mod bench_rules;
 mod bench_stage;
 mod config;

@@ -102,6 +102,12 @@ impl Receiver {
         });
     }
 
+    /// How many requests arrived so far: what [`Receiver::hits`] would return, counted
+    /// without copying them.
+    pub fn count(&self) -> usize {
+        self.shared.hits.lock().expect("hits lock").len()
+    }
+
     /// Every request so far, in arrival order.
     pub fn hits(&self) -> Vec<Hit> {
         self.shared.hits.lock().expect("hits lock").clone()
