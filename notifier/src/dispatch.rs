@@ -46,12 +46,38 @@ pub struct Outbound {
 
 /// Every aggregation group, by group key.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "Groups")]
 pub struct Dispatcher {
     groups: BTreeMap<String, Group>,
     /// Keys of the groups that changed (or went) since [`Dispatcher::take_changed`]
     /// was last called: what the stage checkpoints. Not state itself.
     #[serde(skip)]
     changed: BTreeSet<String>,
+    /// Every group's next flush as (time, group key), in time order, so finding what is
+    /// due does not walk every group: the stage asks after each event it handles, and
+    /// groups of firing alerts stay for as long as the alerts fire. Derived from
+    /// `groups`.
+    #[serde(skip)]
+    schedule: BTreeSet<(i64, String)>,
+}
+
+/// What a [`Dispatcher`] is stored as: its groups.
+#[derive(Deserialize)]
+struct Groups {
+    groups: BTreeMap<String, Group>,
+}
+
+impl From<Groups> for Dispatcher {
+    fn from(stored: Groups) -> Self {
+        let schedule = (stored.groups.iter())
+            .map(|(key, g)| (g.next_flush_at, key.clone()))
+            .collect();
+        Self {
+            groups: stored.groups,
+            changed: BTreeSet::new(),
+            schedule,
+        }
+    }
 }
 
 /// Equal when the groups are: which changed since the last checkpoint is not state.
@@ -123,6 +149,7 @@ impl Dispatcher {
                     group.insert(alert);
                     let flush_at = group.next_flush_at;
                     self.groups.insert(key.clone(), group);
+                    self.schedule.insert((flush_at, key.clone()));
                     flush_at
                 }
             };
@@ -147,21 +174,30 @@ impl Dispatcher {
 
     /// When the next flush is due, if any group exists.
     pub fn next_due(&self) -> Option<i64> {
-        self.groups.values().map(|g| g.next_flush_at).min()
+        self.schedule.first().map(|(at, _)| *at)
     }
 
     /// Flushes every group due at `now`, returning the notifications to send.
     pub fn due(&mut self, now: i64, audience: &impl Audience) -> Vec<Outbound> {
         let mut out = Vec::new();
-        let due: Vec<String> = (self.groups.iter())
-            .filter(|(_, g)| g.next_flush_at <= now)
-            .map(|(key, _)| key.clone())
-            .collect();
+        // Flushed in key order: one flush's notifications go out in a stable order.
+        let mut due = Vec::new();
+        while let Some((at, _)) = self.schedule.first()
+            && *at <= now
+        {
+            let (_, key) = self.schedule.pop_first().expect("looked at");
+            due.push(key);
+        }
+        due.sort();
         for key in due {
-            let group = self.groups.get_mut(&key).expect("listed above");
+            let Some(group) = self.groups.get_mut(&key) else {
+                continue;
+            };
             group.flush(&key, now, audience, &mut out);
             if group.alerts.is_empty() {
                 self.groups.remove(&key);
+            } else {
+                self.schedule.insert((group.next_flush_at, key.clone()));
             }
             self.changed.insert(key);
         }
@@ -184,6 +220,10 @@ impl Dispatcher {
     /// Puts back a group as [`Dispatcher::take_changed`] wrote it.
     pub fn restore_group(&mut self, key: &str, json: &[u8]) -> Result<(), serde_json::Error> {
         let group: Group = serde_json::from_slice(json)?;
+        if let Some(old) = self.groups.get(key) {
+            self.schedule.remove(&(old.next_flush_at, key.to_owned()));
+        }
+        self.schedule.insert((group.next_flush_at, key.to_owned()));
         self.groups.insert(key.to_owned(), group);
         Ok(())
     }

@@ -396,6 +396,42 @@ fn state_survives_a_round_trip_through_json() {
     }
 }
 
+#[test]
+fn next_due_follows_every_group_through_flushes_and_restores() {
+    let routes = routes("");
+    let everyone = Everyone::one();
+    let of_rule = |fp: &str, rule: &str| Alert {
+        rule_id: rule.to_owned(),
+        ..alert(fp, &[])
+    };
+    let mut d = Dispatcher::new();
+    let joined = d.insert(&routes, &of_rule("a", "r1"), 0);
+    d.insert(&routes, &of_rule("b", "r2"), 10 * SECOND);
+    assert_eq!(d.next_due(), Some(WAIT));
+    assert_eq!(d.due(WAIT, &everyone).len(), 1, "r1 only");
+    assert_eq!(d.next_due(), Some(10 * SECOND + WAIT), "r2 next");
+    assert_eq!(d.due(10 * SECOND + WAIT, &everyone).len(), 1, "then r2");
+    assert_eq!(d.next_due(), Some(WAIT + INTERVAL), "r1 again");
+
+    // Putting back a group replaces its place in time, leaving no stale one behind.
+    let key = &joined[0].group_key;
+    let json = (d.take_changed().into_iter())
+        .find(|(k, _)| k == key)
+        .and_then(|(_, json)| json)
+        .expect("r1 changed");
+    let mut restored = Dispatcher::new();
+    restored.insert(&routes, &of_rule("a", "r1"), 4 * HOUR);
+    assert_eq!(restored.next_due(), Some(4 * HOUR + WAIT));
+    restored.restore_group(key, &json).expect("restores");
+    assert_eq!(restored.next_due(), Some(WAIT + INTERVAL));
+    assert!(
+        restored.due(WAIT + INTERVAL, &everyone).is_empty(),
+        "nothing new"
+    );
+    assert_eq!(restored.next_due(), Some(WAIT + 2 * INTERVAL));
+    assert_eq!(restored.len(), 1);
+}
+
 mod props {
     use proptest::prelude::*;
 

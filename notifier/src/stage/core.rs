@@ -7,6 +7,10 @@
 //! deliveries are checkpointed in one transaction *before* any delivery starts, so a
 //! crash at any point after restarts them with the same idempotency keys (at most the
 //! in-flight ones repeat), and never loses one the router already counts as sent.
+//! Checkpoints commit in the background, one at a time, while the loop goes on reading
+//! and routing: what the flushes meanwhile produce waits for the next checkpoint, which
+//! starts as soon as the running one has committed, so a burst shares transactions and
+//! one alert waits for at most the end of the running transaction and its own.
 //! Offsets commit at the lower of the ledger's lowest unfinished record and the
 //! checkpoint's position: an alert's offset is committed only once every delivery it
 //! caused has ended, and never past what a checkpoint holds.
@@ -25,7 +29,10 @@ use rdkafka::{
     message::BorrowedMessage,
 };
 use relec_schemas::{Alert, Decoder};
-use tokio::sync::{mpsc, watch};
+use tokio::{
+    sync::{mpsc, watch},
+    task::{JoinError, JoinHandle},
+};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -61,7 +68,10 @@ pub struct Core {
     pub subscriptions: watch::Receiver<Arc<Subscriptions>>,
     pub silences: SilenceBook,
     pub decoder: Decoder<Alert>,
-    pub state: StateWriter,
+    /// The checkpoint writer; away in the task of the checkpoint committing.
+    state: Option<StateWriter>,
+    /// The checkpoint committing now, if any.
+    committing: Option<Committing>,
     pub deliverer: Arc<Deliverer>,
     pub metrics: NotifierMetrics,
     /// Delivery ends older than this are forgotten (and deleted at the next start).
@@ -94,6 +104,21 @@ impl std::fmt::Debug for Core {
             .field("in_flight", &self.in_flight.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Records of one checkpoint, in the order they are written.
+type Records = Arc<Vec<(String, Option<Vec<u8>>)>>;
+
+/// A checkpoint committing in the background, and what waits for it.
+struct Committing {
+    task: JoinHandle<(StateWriter, Result<(), Error>)>,
+    records: Records,
+    /// Deliveries recorded as pending in it: they start once it has committed.
+    deliveries: Vec<(String, Outbound)>,
+    /// The read positions it holds, and their records.
+    positions: BTreeMap<i32, i64>,
+    values: BTreeMap<i32, Vec<u8>>,
+    started: Instant,
 }
 
 /// What the core starts from.
@@ -154,7 +179,8 @@ impl Core {
             subscriptions,
             silences,
             decoder,
-            state,
+            state: Some(state),
+            committing: None,
             deliverer,
             metrics,
             horizon_ms,
@@ -203,11 +229,21 @@ impl Core {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                Some(done) = self.done_rx.recv() => self.finished(done),
-                () = tokio::time::sleep(due.unwrap_or(IDLE)), if due.is_some() => self.flush().await?,
+                joined = committed(&mut self.committing), if self.committing.is_some() => {
+                    self.committed(joined, true)?;
+                }
+                Some(done) = self.done_rx.recv() => {
+                    self.finished(done);
+                    // All that ended meanwhile, so a stream of ends does not starve the
+                    // branches below.
+                    while let Ok(done) = self.done_rx.try_recv() {
+                        self.finished(done);
+                    }
+                }
+                () = tokio::time::sleep(due.unwrap_or(IDLE)), if due.is_some() => self.flush(),
                 // Before the consumer, so a busy topic does not hold checkpoints back.
                 _ = tick.tick() => {
-                    self.checkpoint().await?;
+                    self.start_checkpoint();
                     self.commit(consumer, CommitMode::Async);
                     self.gauges();
                     if last_prune.elapsed() >= PRUNE_INTERVAL {
@@ -228,6 +264,17 @@ impl Core {
                 }
             }
         }
+        // The checkpoint committing ends (bounded by the transaction timeout); what it
+        // recorded as pending is not started now but by the next run.
+        if self.committing.is_some() {
+            let joined = committed(&mut self.committing).await;
+            self.committed(joined, false)?;
+        }
+        // Deliveries that never started wait in the next checkpoint as pending (their
+        // records are unsaved still), for the next run.
+        for (id, _) in std::mem::take(&mut self.awaiting) {
+            self.in_flight.remove(&id);
+        }
         // Deliveries see the same shutdown: waits between retries end at once, attempts
         // under way finish (each channel bounds its own).
         let deadline = tokio::time::Instant::now() + drain;
@@ -243,9 +290,11 @@ impl Core {
                 "deliveries still in flight at the drain deadline; the next run sends them again"
             );
         }
-        // Deliveries that never started wait in the checkpoint as pending, for the next run.
-        self.awaiting.clear();
-        self.checkpoint().await?;
+        self.start_checkpoint();
+        if self.committing.is_some() {
+            let joined = committed(&mut self.committing).await;
+            self.committed(joined, false)?;
+        }
         self.commit(consumer, CommitMode::Sync);
         Ok(())
     }
@@ -295,8 +344,8 @@ impl Core {
         self.positions.insert(partition, offset + 1);
     }
 
-    /// Flushes the groups due now and hands out what they produce, after checkpointing it.
-    async fn flush(&mut self) -> Result<(), Error> {
+    /// Flushes the groups due now; what they produce starts once a checkpoint holds it.
+    fn flush(&mut self) {
         let now = now_ms();
         let subscriptions = self.subscriptions.borrow().clone();
         let silences = self.silences.snapshot();
@@ -323,15 +372,20 @@ impl Core {
         }
         self.ledger.flushed(now, &produced);
         if !self.awaiting.is_empty() {
-            self.checkpoint().await?;
+            self.start_checkpoint();
         }
-        Ok(())
     }
 
-    /// Commits what changed since the last checkpoint in one transaction, then starts the
-    /// deliveries that waited for it. A failure is retried at the next tick (nothing of
-    /// it is visible); only being fenced off by another instance stops the stage.
-    async fn checkpoint(&mut self) -> Result<(), Error> {
+    /// Starts committing what changed since the last checkpoint, in one transaction in the
+    /// background, unless a checkpoint is committing already (then the next one starts
+    /// when it has). [`Core::committed`] hears how it went.
+    fn start_checkpoint(&mut self) {
+        if self.committing.is_some() {
+            return;
+        }
+        let Some(mut writer) = self.state.take() else {
+            return;
+        };
         for (group_key, json) in self.router.take_changed() {
             self.unsaved.insert(self.keys.group(&group_key), json);
         }
@@ -349,30 +403,74 @@ impl Core {
             }
             values.insert(p, value);
         }
-        if !self.unsaved.is_empty() {
-            let records: Vec<(String, Option<Vec<u8>>)> = (self.unsaved.iter())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let started = Instant::now();
-            match self.state.commit(records).await {
-                Ok(()) => {
-                    self.metrics.checkpoints.inc();
-                    self.metrics
-                        .checkpoint_seconds
-                        .observe(started.elapsed().as_secs_f64());
-                    self.unsaved.clear();
-                    self.saved = positions;
-                    self.saved_values = values;
+        if self.unsaved.is_empty() {
+            self.state = Some(writer);
+            return;
+        }
+        let records: Records = Arc::new(std::mem::take(&mut self.unsaved).into_iter().collect());
+        let task = tokio::spawn({
+            let records = records.clone();
+            async move {
+                let result = writer.commit(records).await;
+                (writer, result)
+            }
+        });
+        self.committing = Some(Committing {
+            task,
+            records,
+            deliveries: std::mem::take(&mut self.awaiting),
+            positions,
+            values,
+            started: Instant::now(),
+        });
+    }
+
+    /// The checkpoint that was committing has ended. Committed: its deliveries start (with
+    /// `start`; at shutdown they wait for the next run) and the next checkpoint starts if
+    /// deliveries wait for one. Failed: nothing of it is visible, its records and
+    /// deliveries go back to wait for the next tick; only being fenced off by another
+    /// instance stops the stage.
+    fn committed(
+        &mut self,
+        joined: Result<(StateWriter, Result<(), Error>), JoinError>,
+        start: bool,
+    ) -> Result<(), Error> {
+        let Some(c) = self.committing.take() else {
+            return Ok(());
+        };
+        let (writer, result) = joined.map_err(|e| Error::Task(e.to_string()))?;
+        self.state = Some(writer);
+        match result {
+            Ok(()) => {
+                self.metrics.checkpoints.inc();
+                self.metrics
+                    .checkpoint_seconds
+                    .observe(c.started.elapsed().as_secs_f64());
+                self.saved = c.positions;
+                self.saved_values = c.values;
+                for (id, outbound) in c.deliveries {
+                    if start {
+                        self.deliverer.spawn(id, outbound, self.done_tx.clone());
+                    } else {
+                        self.in_flight.remove(&id);
+                    }
                 }
-                Err(e @ Error::Fenced { .. }) => return Err(e),
-                Err(e) => {
-                    tracing::warn!(error = %e, "checkpoint failed; deliveries wait for the next one");
-                    return Ok(());
+                if start && !self.awaiting.is_empty() {
+                    self.start_checkpoint();
                 }
             }
-        }
-        for (id, outbound) in std::mem::take(&mut self.awaiting) {
-            self.deliverer.spawn(id, outbound, self.done_tx.clone());
+            Err(e @ Error::Fenced { .. }) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint failed; deliveries wait for the next one");
+                // What changed since it started is newer than what it held.
+                let records = Arc::try_unwrap(c.records).unwrap_or_else(|shared| (*shared).clone());
+                for (key, value) in records {
+                    self.unsaved.entry(key).or_insert(value);
+                }
+                let mut deliveries = c.deliveries;
+                deliveries.append(&mut self.awaiting);
+                self.awaiting = deliveries;
+            }
         }
         Ok(())
     }
@@ -427,5 +525,15 @@ impl Core {
             let oldest = now_ms() - horizon;
             self.ended.retain(|_, at| *at >= oldest);
         }
+    }
+}
+
+/// Waits for the checkpoint committing, if any (else forever: the branch is off then).
+async fn committed(
+    committing: &mut Option<Committing>,
+) -> Result<(StateWriter, Result<(), Error>), JoinError> {
+    match committing {
+        Some(c) => (&mut c.task).await,
+        None => std::future::pending().await,
     }
 }

@@ -151,9 +151,14 @@ impl NotifierStage {
             shutdown.clone(),
         ));
 
+        // The checkpoint stands between an alert and its deliveries, and a delivery's
+        // recorded end between it and the alert's commit: neither has a batch to fill.
+        let mut eager = config.clone();
+        eager.kafka.producer.linger = Duration::ZERO;
+        let eager = Kafka::connect_like(&self.kafka, &eager);
         let result = async {
             // Fencing first: a former instance's open transaction would hold the read up.
-            let mut state = StateWriter::new(&self.kafka, &t.notifier_deliveries.name, &n.group);
+            let mut state = StateWriter::new(&eager, &t.notifier_deliveries.name, &n.group);
             state.start().await?;
             let keys = Keys::new(&n.group, &t.alerts.name);
             let horizon_ms = t
@@ -175,7 +180,7 @@ impl NotifierStage {
                 "checkpoint restored"
             );
             let committed = committed_offsets(&self.kafka, &n.group, &t.alerts.name).await?;
-            let producer = self.kafka.producer("notifier")?;
+            let producer = eager.producer("notifier")?;
             let deliverer = Arc::new(Deliverer::new(
                 n,
                 self.channels.clone(),

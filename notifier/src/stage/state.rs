@@ -161,7 +161,10 @@ impl StateWriter {
 
     /// Commits `records` (key, value or tombstone) as one transaction. On failure nothing
     /// of it is visible, and the next call starts over with a fresh producer.
-    pub async fn commit(&mut self, records: Vec<(String, Option<Vec<u8>>)>) -> Result<(), Error> {
+    pub async fn commit(
+        &mut self,
+        records: Arc<Vec<(String, Option<Vec<u8>>)>>,
+    ) -> Result<(), Error> {
         let producer = self.producer().await?;
         let topic = self.topic.clone();
         let result = tokio::task::spawn_blocking(move || transaction(&producer, &topic, &records))
