@@ -109,6 +109,12 @@ struct Group {
     next_flush_at: i64,
     /// What each channel was last sent, by channel id (Alertmanager's notification log).
     log: BTreeMap<String, Sent>,
+    /// Alerts whose firing arrived since the last flush. One of them resolved by the
+    /// flush fired unannounced: unlike Alertmanager, which drops it, it is sent (as
+    /// resolved, with its start and end) to each channel not yet told it fired, because
+    /// an early warning of a death must reach the NCPs even once its rule has cleared.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    unannounced: BTreeSet<String>,
 }
 
 /// The notification log entry of one channel in one group.
@@ -264,6 +270,7 @@ impl Group {
             // and groups survive restarts, so every new group waits.
             next_flush_at: now.saturating_add(millis(route.group_wait)),
             log: BTreeMap::new(),
+            unannounced: BTreeSet::new(),
         }
     }
 
@@ -274,6 +281,9 @@ impl Group {
             Some(held) if held.generated_at > alert.generated_at => {}
             None if alert.status == AlertStatus::Resolved => {}
             _ => {
+                if alert.status == AlertStatus::Firing {
+                    self.unannounced.insert(alert.fingerprint.clone());
+                }
                 self.alerts.insert(alert.fingerprint.clone(), alert.clone());
             }
         }
@@ -297,6 +307,7 @@ impl Group {
             }
         }
         self.log = log;
+        self.unannounced.clear();
         // Resolved alerts have been notified where wanted; they leave the group now, as
         // in Alertmanager, even where the recipient was muted or sent nothing.
         self.alerts.retain(|_, a| a.status == AlertStatus::Firing);
@@ -327,11 +338,21 @@ impl Group {
         );
         let channel = recipient.channel.to_string();
         let last = log.get(&channel);
-        if !self.needs_update(last, &firing, &resolved, now) {
+        // Fired and resolved since the last flush, and this channel never heard it fired.
+        let unannounced: BTreeSet<&str> = (resolved.iter())
+            .filter(|fp| self.unannounced.contains(*fp))
+            .filter(|fp| last.is_none_or(|last| !last.firing.contains(*fp)))
+            .map(String::as_str)
+            .collect();
+        if unannounced.is_empty() && !self.needs_update(last, &firing, &resolved, now) {
             return None;
         }
         let sent: Vec<Alert> = (visible.iter())
-            .filter(|a| self.send_resolved || a.status == AlertStatus::Firing)
+            .filter(|a| {
+                self.send_resolved
+                    || a.status == AlertStatus::Firing
+                    || unannounced.contains(a.fingerprint.as_str())
+            })
             .map(|&a| a.clone())
             .collect();
         let content = content_digest(&channel, &sent);

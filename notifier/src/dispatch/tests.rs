@@ -210,16 +210,52 @@ fn without_send_resolved_resolutions_are_not_sent() {
 }
 
 #[test]
-fn an_alert_that_fires_and_resolves_within_group_wait_is_never_sent() {
-    let routes = routes("");
+fn an_alert_that_fires_and_resolves_within_group_wait_is_still_announced() {
+    // Even without send_resolved: the firing is the news, and nobody was told of it.
+    for extra in ["", "send_resolved = false"] {
+        let routes = routes(extra);
+        let everyone = Everyone::one();
+        let mut d = Dispatcher::new();
+        let a = alert("a", &[]);
+        d.insert(&routes, &a, 0);
+        d.insert(&routes, &resolved(&a, 10 * SECOND), 10 * SECOND);
+        let sent = d.due(WAIT, &everyone);
+        assert_eq!(sent.len(), 1, "{extra}");
+        assert_eq!(summary(&sent[0]), vec![("a".into(), AlertStatus::Resolved)]);
+        assert_eq!(sent[0].notification.status, AlertStatus::Resolved);
+        assert!(d.is_empty(), "the resolved alert leaves the group");
+        assert!(d.due(WAIT + INTERVAL, &everyone).is_empty(), "once");
+        // A resolved alert alone opens no group.
+        d.insert(&routes, &resolved(&a, MINUTE), MINUTE);
+        assert!(d.is_empty());
+    }
+}
+
+#[test]
+fn a_fire_and_resolve_between_later_flushes_is_announced_once() {
+    let routes = routes("send_resolved = false");
+    let everyone = Everyone::one();
     let mut d = Dispatcher::new();
-    let a = alert("a", &[]);
+    let (a, b) = (alert("a", &[]), alert("b", &[]));
     d.insert(&routes, &a, 0);
-    d.insert(&routes, &resolved(&a, 10 * SECOND), 10 * SECOND);
-    assert!(d.due(WAIT, &Everyone::one()).is_empty());
-    assert!(d.is_empty());
-    // A resolved alert alone opens no group.
-    d.insert(&routes, &resolved(&a, MINUTE), MINUTE);
+    assert_eq!(d.due(WAIT, &everyone).len(), 1);
+    // b fires and resolves between two flushes; a keeps firing.
+    d.insert(&routes, &b, MINUTE);
+    d.insert(&routes, &resolved(&b, 2 * MINUTE), 2 * MINUTE);
+    let sent = d.due(WAIT + INTERVAL, &everyone);
+    assert_eq!(
+        summary(&sent[0]),
+        vec![
+            ("a".into(), AlertStatus::Firing),
+            ("b".into(), AlertStatus::Resolved)
+        ]
+    );
+    assert!(d.due(WAIT + 2 * INTERVAL, &everyone).is_empty());
+    // A replayed firing of an announced alert, resolved before the next flush, is not
+    // news again to a channel that was told it fired: with send_resolved off, silence.
+    d.insert(&routes, &a, WAIT + 2 * INTERVAL + 1);
+    d.insert(&routes, &resolved(&a, HOUR), HOUR);
+    assert!(d.due(HOUR + INTERVAL, &everyone).is_empty());
     assert!(d.is_empty());
 }
 

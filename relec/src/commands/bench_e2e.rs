@@ -22,7 +22,7 @@ use relec::pipeline::{
 };
 use relec_ingest::simulate::{SimConfig, Simulation};
 use relec_plumbing::{Config, kafka::Kafka};
-use relec_schemas::{AlertStatus, IncidentEvent};
+use relec_schemas::IncidentEvent;
 use serde_json::json;
 
 use super::{bench_ingest::bare_produce, bench_stage, simulate::post};
@@ -485,14 +485,15 @@ fn figures(
 }
 
 /// Seconds from the publication of each incident that fired the immediate rule to the
-/// first webhook carrying that firing, sorted; transitions seen again later (in a
-/// group's next notification) count once.
+/// first webhook carrying that alert, sorted: firing, or already resolved where it fired
+/// and resolved before its group flushed (it is announced even so). Seen again later (in
+/// a group's next notification, or resolved after firing), it counts once.
 fn latencies(receiver: &Receiver, sent: &HashMap<String, Instant>) -> Vec<f64> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for hit in receiver.hits().iter().filter(|h| h.delivered) {
         for alert in &hit.alerts {
-            if alert.rule_id != IMMEDIATE_RULE || alert.status != AlertStatus::Firing {
+            if alert.rule_id != IMMEDIATE_RULE {
                 continue;
             }
             let Some(event) = alert.annotations.get("incident") else {
