@@ -25,7 +25,9 @@ use relec_rules::{
     sandbox::{Limits, engine},
 };
 use relec_schemas::{Alert, AlertStatus, IncidentEvent, WireFormat};
-use relec_tests::{broker, config, group_lag, metric, read_committed, relec_binary, unique};
+use relec_tests::{
+    broker, config, group_lag, metric, read_committed, read_committed_raw, relec_binary, unique,
+};
 use tokio::sync::OnceCell;
 
 /// 2025-01-06, a Monday.
@@ -813,6 +815,58 @@ async fn rules_reload_while_the_stage_runs_and_a_broken_file_keeps_the_live_vers
         transitions.iter().all(|(_, _, v)| *v == v2),
         "{}",
         summary(&alerts)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_that_do_not_decode_or_validate_are_kept_in_the_rejected_topic_once() {
+    let events = stream(10, 0.2, &[]);
+    let bed = Bed::new().await;
+    bed.publish(&events[..events.len() / 2]).await;
+    let mut invalid = events[0].clone();
+    invalid.event_id = uuid::Uuid::new_v4().to_string();
+    invalid.persons = -5;
+    let invalid = relec_schemas::Encoder::<IncidentEvent>::single_object()
+        .encode(&invalid)
+        .expect("encode");
+    let producer = bed.kafka.producer("native-writer").expect("producer");
+    for (key, payload) in [("garbage", &b"not avro"[..]), ("invalid", &invalid)] {
+        let record = rdkafka::producer::FutureRecord::to(&bed.config.topics.incidents.name)
+            .key(key)
+            .payload(payload);
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .expect("sent");
+    }
+    bed.publish(&events[events.len() / 2..]).await;
+
+    let mut stage = bed.start("only", &pack_dir(), "10s");
+    let text = settle(&bed, &mut [&mut stage]).await.remove(0);
+    // Killed and started again: a replay of the same input writes no second copy.
+    stage.kill();
+    let mut stage = bed.start("only", &pack_dir(), "10s");
+    settle(&bed, &mut [&mut stage]).await;
+    let skipped = metric(&text, "relec_rules_events_total", &[("outcome", "skipped")]);
+    assert_eq!(skipped, Some(2.0));
+
+    let mut kept = read_committed_raw(&bed.kafka, &bed.config.topics.incidents_rejected.name).await;
+    kept.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let (garbage, invalid_copy) = (&kept[0], &kept[1]);
+    assert_eq!(garbage.key.as_deref(), Some(&b"garbage"[..]));
+    assert_eq!(garbage.payload, b"not avro", "kept as it arrived");
+    assert_eq!(garbage.headers["relec.reject.reason"], "decode");
+    assert_eq!(invalid_copy.payload, invalid);
+    assert_eq!(invalid_copy.headers["relec.reject.reason"], "invalid");
+    assert!(
+        invalid_copy.headers["relec.reject.detail"].contains("/persons: -5 is negative"),
+        "{invalid_copy:?}"
+    );
+    assert!(
+        (garbage.headers["relec.source"])
+            .starts_with(&format!("{}/", bed.config.topics.incidents.name)),
+        "{garbage:?}"
     );
 }
 

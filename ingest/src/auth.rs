@@ -53,6 +53,11 @@ impl Agencies {
             .map(|(_, agency)| agency)
     }
 
+    /// The agency with this id: who wrote to a native topic (Kafka authenticated it).
+    pub fn by_id(&self, id: &str) -> Option<&Agency> {
+        self.by_hash.values().find(|agency| agency.id == id)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_hash.is_empty()
     }

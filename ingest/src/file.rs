@@ -5,7 +5,7 @@
 
 use std::{
     fs::File,
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     path::Path,
 };
 
@@ -119,36 +119,42 @@ pub fn csv_row(event: &relec_schemas::IncidentEvent) -> String {
 pub fn read(path: &Path, format: Format) -> std::io::Result<Box<dyn Iterator<Item = Line>>> {
     let file = File::open(path)?;
     Ok(match format {
-        Format::JsonLines => Box::new(
-            BufReader::new(file)
-                .lines()
-                .enumerate()
-                .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
-                .map(|(i, line)| Line {
-                    number: i + 1,
-                    item: match line
-                        .map_err(|e| e.to_string())
-                        .and_then(|l| serde_json::from_str::<Value>(&l).map_err(|e| e.to_string()))
-                    {
-                        Ok(value) => item_from_json(value),
-                        Err(reason) => invalid(None, "", reason),
-                    },
-                }),
-        ),
-        Format::Csv => {
-            let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
-            let headers = reader.headers().cloned().unwrap_or_default();
-            Box::new(reader.into_records().map(move |record| match record {
-                Ok(record) => Line {
-                    number: record.position().map_or(0, |p| p.line() as usize),
-                    item: csv_item(&headers, &record),
-                },
-                Err(e) => Line {
-                    number: e.position().map_or(0, |p| p.line() as usize),
-                    item: invalid(None, "", e.to_string()),
-                },
-            }))
-        }
+        Format::JsonLines => Box::new(read_json_lines(BufReader::new(file))),
+        Format::Csv => Box::new(read_csv(file)),
+    })
+}
+
+/// JSON Lines from any reader; blank lines are skipped but counted.
+pub fn read_json_lines<R: BufRead>(reader: R) -> impl Iterator<Item = Line> {
+    reader
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| line.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .map(|(i, line)| Line {
+            number: i + 1,
+            item: match line
+                .map_err(|e| e.to_string())
+                .and_then(|l| serde_json::from_str::<Value>(&l).map_err(|e| e.to_string()))
+            {
+                Ok(value) => item_from_json(value),
+                Err(reason) => invalid(None, "", reason),
+            },
+        })
+}
+
+/// CSV with a header row from any reader; the fuzz targets call this with arbitrary bytes.
+pub fn read_csv<R: Read>(reader: R) -> impl Iterator<Item = Line> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+    let headers = reader.headers().cloned().unwrap_or_default();
+    reader.into_records().map(move |record| match record {
+        Ok(record) => Line {
+            number: record.position().map_or(0, |p| p.line() as usize),
+            item: csv_item(&headers, &record),
+        },
+        Err(e) => Line {
+            number: e.position().map_or(0, |p| p.line() as usize),
+            item: invalid(None, "", e.to_string()),
+        },
     })
 }
 

@@ -2,16 +2,20 @@
 //! JSON Lines, or Avro single-object bytes) and `GET /v1/openapi.json`. Errors are RFC 9457
 //! problem details naming every offending field by JSON Pointer.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Router,
-    body::{Body, Bytes},
+    body::{Body, BodyDataStream},
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use futures::StreamExt;
 use relec_schemas::{Decoder, IncidentEvent};
 use serde_json::{Value, json};
 
@@ -30,12 +34,20 @@ const JSON: &str = "application/json";
 const NDJSON: &[&str] = &["application/x-ndjson", "application/jsonl"];
 const AVRO: &[&str] = &["application/vnd.apache.avro+binary", "avro/binary"];
 
+/// How long, at most, the rest of a refused oversized body is read and thrown away, so
+/// that the client, still sending, gets to read the 413 rather than a reset connection.
+const DISCARD_FOR: Duration = Duration::from_secs(5);
+
 /// Limits that keep one publisher from hurting the others.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_batch: usize,
-    pub retry_after: std::time::Duration,
+    pub retry_after: Duration,
+    /// Enforced by the server (`server.rs`) on every connection.
+    pub header_read_timeout: Duration,
+    /// From the end of the headers to the end of the body.
+    pub body_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -122,20 +134,15 @@ async fn post_events(State(api): State<IngestApi>, headers: HeaderMap, body: Bod
 async fn handle(api: &IngestApi, headers: &HeaderMap, body: Body) -> Result<Response, Problem> {
     let agency = authenticate(&api.agencies, headers)?;
     let kind = content_kind(headers)?;
-    let bytes = axum::body::to_bytes(body, api.limits.max_body_bytes)
-        .await
-        .map_err(|_| {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                "Request body too large",
-                format!(
-                    "bodies are limited to {} bytes; split the batch",
-                    api.limits.max_body_bytes
-                ),
-            )
-        })?;
-    let (items, batch) = parse(kind, &bytes, &api.decoder)?;
+    let bytes = read_body(body, headers, &api.limits).await?;
+    let ParsedBody { items, batch } = parse_body(kind, &bytes, &api.decoder).map_err(|detail| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "Malformed body",
+            detail,
+        )
+    })?;
     if items.len() > api.limits.max_batch {
         return Err(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -189,6 +196,72 @@ async fn handle(api: &IngestApi, headers: &HeaderMap, body: Body) -> Result<Resp
     }
 }
 
+/// Reads the body within the size and time limits. An oversized body is refused as soon as
+/// its `Content-Length` or its bytes pass the limit, not after it has all arrived; a body
+/// still incomplete after `body_read_timeout` gets 408 and its connection is closed.
+async fn read_body(body: Body, headers: &HeaderMap, limits: &Limits) -> Result<Vec<u8>, Problem> {
+    let limit = limits.max_body_bytes;
+    let too_large = |stream| {
+        discard(stream);
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Request body too large",
+            format!("bodies are limited to {limit} bytes; split the batch"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let mut stream = body.into_data_stream();
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large(stream));
+    }
+    let deadline = tokio::time::Instant::now() + limits.body_read_timeout;
+    // Reserve for what is declared only up to a point: a length is a claim, not bytes.
+    let mut bytes = Vec::with_capacity(declared.map_or(0, |l| l as usize).min(1 << 20));
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .map_err(|_| {
+                Problem::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body-timeout",
+                    "Request body too slow",
+                    format!(
+                        "the body did not arrive in full within {} ms of the headers \
+                         ({} bytes received); the connection is closed",
+                        limits.body_read_timeout.as_millis(),
+                        bytes.len()
+                    ),
+                )
+            })?;
+        match chunk {
+            None => return Ok(bytes),
+            Some(Ok(chunk)) if bytes.len() + chunk.len() > limit => return Err(too_large(stream)),
+            Some(Ok(chunk)) => bytes.extend_from_slice(&chunk),
+            Some(Err(e)) => {
+                return Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed",
+                    "Malformed body",
+                    format!("the body could not be read: {e}"),
+                ));
+            }
+        }
+    }
+}
+
+/// Reads and drops what remains of a refused body for at most [`DISCARD_FOR`], in the
+/// background while the answer goes out.
+fn discard(mut stream: BodyDataStream) {
+    tokio::spawn(async move {
+        let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+        let _ = tokio::time::timeout(DISCARD_FOR, drain).await;
+    });
+}
+
 fn authenticate<'a>(agencies: &'a Agencies, headers: &HeaderMap) -> Result<&'a Agency, Problem> {
     let key = headers
         .get(header::AUTHORIZATION)
@@ -215,58 +288,75 @@ fn authenticate<'a>(agencies: &'a Agencies, headers: &HeaderMap) -> Result<&'a A
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Kind {
+/// What a request body holds, by its content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// One event object or an array of them.
     Json,
+    /// One event object per line.
     JsonLines,
+    /// One Avro single-object record.
     Avro,
 }
 
-fn content_kind(headers: &HeaderMap) -> Result<Kind, Problem> {
+impl BodyKind {
+    /// The kind a `Content-Type` value names (parameters such as `charset` ignored).
+    pub fn from_content_type(value: &str) -> Option<Self> {
+        let media = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if media == JSON {
+            Some(Self::Json)
+        } else if NDJSON.contains(&media.as_str()) {
+            Some(Self::JsonLines)
+        } else if AVRO.contains(&media.as_str()) {
+            Some(Self::Avro)
+        } else {
+            None
+        }
+    }
+}
+
+fn content_kind(headers: &HeaderMap) -> Result<BodyKind, Problem> {
     let value = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let media = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if media == JSON {
-        Ok(Kind::Json)
-    } else if NDJSON.contains(&media.as_str()) {
-        Ok(Kind::JsonLines)
-    } else if AVRO.contains(&media.as_str()) {
-        Ok(Kind::Avro)
-    } else {
-        Err(Problem::new(
+    BodyKind::from_content_type(value).ok_or_else(|| {
+        Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
             "Unsupported content type",
             format!(
                 "{value:?}; send application/json, application/x-ndjson or application/vnd.apache.avro+binary"
             ),
-        ))
-    }
+        )
+    })
 }
 
-/// The items of a body, and whether it was a batch (whose pointers carry an index).
-fn parse(
-    kind: Kind,
-    bytes: &Bytes,
+/// A request body read into items.
+#[derive(Debug)]
+pub struct ParsedBody {
+    /// One per event position, valid or not.
+    pub items: Vec<Item>,
+    /// Whether the body was a batch, whose error pointers carry the event's index.
+    pub batch: bool,
+}
+
+/// Reads a body of `kind` into items: an event that does not fit the schema becomes an
+/// [`Item::Invalid`] naming its field; `Err` (400) only when the body as a whole is not
+/// JSON or not UTF-8. The fuzz targets call this with arbitrary bytes.
+pub fn parse_body(
+    kind: BodyKind,
+    bytes: &[u8],
     decoder: &Decoder<IncidentEvent>,
-) -> Result<(Vec<Item>, bool), Problem> {
-    let malformed = |detail: String| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed",
-            "Malformed body",
-            detail,
-        )
-    };
+) -> Result<ParsedBody, String> {
+    let body = |(items, batch)| ParsedBody { items, batch };
     match kind {
-        Kind::Json => {
+        BodyKind::Json => {
             // Fast path: well-formed events deserialise straight into records; only a body
             // with a bad event goes through `Value`, to find each offending field.
             let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
@@ -278,19 +368,18 @@ fn parse(
                     .map(|e| vec![e])
             };
             if let Some(events) = fast {
-                return Ok((
-                    events
+                return Ok(ParsedBody {
+                    items: events
                         .into_iter()
                         .map(|e| Item::Event(Box::new(e)))
                         .collect(),
                     batch,
-                ));
+                });
             }
-            parse_json_slowly(bytes).map_err(malformed)
+            parse_json_slowly(bytes).map(body)
         }
-        Kind::JsonLines => {
-            let text =
-                std::str::from_utf8(bytes).map_err(|e| malformed(format!("not UTF-8: {e}")))?;
+        BodyKind::JsonLines => {
+            let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
             let items = text
                 .lines()
                 .filter(|l| !l.trim().is_empty())
@@ -305,9 +394,9 @@ fn parse(
                     },
                 })
                 .collect();
-            Ok((items, true))
+            Ok(ParsedBody { items, batch: true })
         }
-        Kind::Avro => {
+        BodyKind::Avro => {
             let item = match decoder.decode_single_object(bytes) {
                 Ok(event) => Item::Event(Box::new(event)),
                 Err(e) => Item::Invalid {
@@ -315,7 +404,10 @@ fn parse(
                     errors: vec![FieldError::new("", e.to_string())],
                 },
             };
-            Ok((vec![item], false))
+            Ok(ParsedBody {
+                items: vec![item],
+                batch: false,
+            })
         }
     }
 }

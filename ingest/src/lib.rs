@@ -11,6 +11,7 @@ pub mod http;
 pub mod publisher;
 pub mod restore;
 pub mod screen;
+mod server;
 mod stage;
 pub use relec_schemas::validate;
 

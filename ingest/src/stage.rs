@@ -16,6 +16,7 @@ use crate::{
     http::{IngestApi, Limits, router},
     publisher::{Clock, Publisher},
     restore,
+    server::serve_http,
 };
 
 /// Builds the publisher and the API for `config`. The producer gives up on a record after
@@ -30,6 +31,7 @@ pub async fn build(
     let topic = &config.topics.incidents.name;
     if kafka.is_embedded() {
         kafka.create_topics(&config.topics).await?;
+        kafka.create_native_topics(config).await?;
     } else if !kafka
         .describe_topics(&[topic])
         .await?
@@ -41,6 +43,9 @@ pub async fn build(
             reason: "does not exist; create it with `relec topics create`".into(),
         }
         .into());
+    }
+    if ingest.screen && !kafka.is_embedded() {
+        warn_of_missing_native_topics(config, kafka).await?;
     }
     let mut producer_config = config.clone();
     producer_config.kafka.producer.delivery_timeout = ingest.publish_timeout;
@@ -73,10 +78,30 @@ pub async fn build(
         limits: Limits {
             max_body_bytes: ingest.max_body_bytes,
             max_batch: ingest.max_batch,
+            header_read_timeout: ingest.header_read_timeout,
+            body_read_timeout: ingest.body_read_timeout,
             retry_after: ingest.retry_after,
         },
         decoder: Arc::new(Decoder::new(kafka.registry().cloned())),
     })
+}
+
+/// An agency without its native topic can publish over HTTP only; `relec topics create`
+/// makes the topic (the screen finds it at its next start).
+async fn warn_of_missing_native_topics(config: &Config, kafka: &Kafka) -> Result<(), Error> {
+    let names: Vec<String> = (config.ingest.agencies.iter())
+        .map(|a| config.topics.native_for(&a.id).name)
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    for topic in kafka.describe_topics(&names).await? {
+        if !topic.exists {
+            tracing::warn!(
+                topic = topic.name,
+                "native topic missing: its agency cannot publish over Kafka; create it with `relec topics create`"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Serves the API on `listener` until `shutdown`.
@@ -85,8 +110,7 @@ pub async fn serve(
     api: IngestApi,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    axum::serve(listener, router(api))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    let header_read_timeout = api.limits.header_read_timeout;
+    serve_http(listener, router(api), header_read_timeout, shutdown).await?;
     Ok(())
 }

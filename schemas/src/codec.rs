@@ -220,6 +220,17 @@ impl<T: Record> Decoder<T> {
         }
         let registry = self.registry.as_ref().ok_or(Error::NoRegistry(id))?;
         let schema = registry.schema_by_id(id).await?;
+        self.remember(id, schema)
+    }
+
+    /// Teaches the decoder the writer schema behind a Confluent schema id without asking
+    /// a registry: for schemas known out of band, and for the fuzz targets, which must not
+    /// wait on HTTP. The schema is checked exactly as one fetched from the registry.
+    pub fn add_schema(&self, id: u32, schema: Arc<Schema>) -> Result<(), Error> {
+        self.remember(id, schema).map(drop)
+    }
+
+    fn remember(&self, id: u32, schema: Arc<Schema>) -> Result<Writer, Error> {
         let set = T::schema_set();
         // A schema we released ourselves takes the fast, pre-built reader.
         let fingerprint = schema.fingerprint::<apache_avro::rabin::Rabin>().bytes;

@@ -54,6 +54,7 @@ pub fn config(brokers: &str, format: WireFormat) -> Config {
     config.topics.notifications_dlq = TopicSpec::new(&format!("{run}.dlq"), 1, None);
     config.topics.notifier_deliveries = TopicSpec::changelog(&format!("{run}.deliveries"), 3);
     config.topics.notifier_silences = TopicSpec::changelog(&format!("{run}.silences"), 1);
+    config.topics.native = TopicSpec::new(&format!("{run}.native"), 2, None);
     config
 }
 
@@ -176,10 +177,37 @@ pub async fn read_committed<T: relec_schemas::Record>(
     kafka: &relec_plumbing::kafka::Kafka,
     topic: &str,
 ) -> Vec<T> {
+    let decoder = relec_schemas::Decoder::<T>::new(kafka.registry().cloned());
+    let mut records = Vec::new();
+    for raw in read_committed_raw(kafka, topic).await {
+        records.push(
+            decoder
+                .decode(&raw.payload)
+                .await
+                .expect("a record that decodes"),
+        );
+    }
+    records
+}
+
+/// A record as it lies on a topic.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub key: Option<Vec<u8>>,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub payload: Vec<u8>,
+}
+
+/// [`read_committed`] without decoding: keys, headers and bytes.
+pub async fn read_committed_raw(
+    kafka: &relec_plumbing::kafka::Kafka,
+    topic: &str,
+) -> Vec<RawRecord> {
     use rdkafka::{
         Message, Offset, TopicPartitionList,
         consumer::{BaseConsumer, Consumer},
         error::KafkaError,
+        message::Headers,
     };
     let consumer: BaseConsumer = kafka
         .client_config("read-committed")
@@ -190,7 +218,7 @@ pub async fn read_committed<T: relec_schemas::Record>(
         .create()
         .expect("consumer");
     let topic = topic.to_owned();
-    let payloads = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let timeout = Duration::from_secs(10);
         let metadata = consumer
             .fetch_metadata(Some(&topic), timeout)
@@ -215,24 +243,25 @@ pub async fn read_committed<T: relec_schemas::Record>(
                 None => {}
                 Some(Err(KafkaError::PartitionEOF(p))) => open.retain(|o| *o != p),
                 Some(Err(e)) => panic!("{topic}: {e}"),
-                Some(Ok(m)) => payloads.push(m.payload().unwrap_or_default().to_vec()),
+                Some(Ok(m)) => {
+                    let headers = (m.headers().into_iter().flat_map(|h| h.iter()))
+                        .map(|h| {
+                            let value = String::from_utf8_lossy(h.value.unwrap_or_default());
+                            (h.key.to_owned(), value.into_owned())
+                        })
+                        .collect();
+                    payloads.push(RawRecord {
+                        key: m.key().map(<[u8]>::to_vec),
+                        headers,
+                        payload: m.payload().unwrap_or_default().to_vec(),
+                    });
+                }
             }
         }
         payloads
     })
     .await
-    .expect("join");
-    let decoder = relec_schemas::Decoder::<T>::new(kafka.registry().cloned());
-    let mut records = Vec::with_capacity(payloads.len());
-    for payload in payloads {
-        records.push(
-            decoder
-                .decode(&payload)
-                .await
-                .expect("a record that decodes"),
-        );
-    }
-    records
+    .expect("join")
 }
 
 /// The value of the series `name{labels...}` in a Prometheus text exposition, summed over

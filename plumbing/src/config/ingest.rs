@@ -16,6 +16,15 @@ pub struct IngestConfig {
     pub max_body_bytes: usize,
     /// Larger batches get 413; split them.
     pub max_batch: usize,
+    /// A client that has not sent a request's complete headers this long after it
+    /// connected, or after its previous response, is disconnected: a slow-loris client
+    /// cannot hold a connection open, and idle keep-alive connections close after this.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A request body not received in full this long after its headers gets 408 and the
+    /// connection is closed. Raise it for agencies on slow links sending large batches.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
     /// How far `occurred_at` and `reported_at` may lie in the future, for clocks that drift.
     #[serde(with = "humantime_serde")]
     pub clock_skew: Duration,
@@ -31,8 +40,9 @@ pub struct IngestConfig {
     pub dedup_window: Duration,
     /// At most this many event ids are remembered (oldest forgotten first).
     pub dedup_capacity: usize,
-    /// Check records that native Kafka publishers write straight to the incidents topic,
-    /// copying bad ones to the rejected topic.
+    /// Take the records agencies' own Kafka producers write to their native topics
+    /// (`topics.native`): each is checked as an HTTP request is, good ones are published,
+    /// and the others are copied to the rejected topic.
     pub screen: bool,
     /// The agencies allowed to publish.
     pub agencies: Vec<AgencyConfig>,
@@ -44,6 +54,8 @@ impl Default for IngestConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 8 * 1024 * 1024,
             max_batch: 5_000,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
             clock_skew: Duration::from_secs(300),
             publish_timeout: Duration::from_secs(10),
             retry_after: Duration::from_secs(5),
@@ -77,6 +89,14 @@ impl Validate for IngestConfig {
         if self.max_batch == 0 {
             problems.push(key(path, "max_batch"), "must be at least 1");
         }
+        for (name, timeout) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("body_read_timeout", self.body_read_timeout),
+        ] {
+            if timeout < Duration::from_millis(100) {
+                problems.push(key(path, name), "must be at least 100ms");
+            }
+        }
         if self.publish_timeout < Duration::from_secs(1) {
             problems.push(key(path, "publish_timeout"), "must be at least 1s");
         }
@@ -86,6 +106,15 @@ impl Validate for IngestConfig {
             let p = format!("{}[{i}]", key(path, "agencies"));
             if agency.id.trim().is_empty() {
                 problems.push(key(&p, "id"), "must not be empty");
+            } else if !is_topic_suffix(&agency.id) {
+                problems.push(
+                    key(&p, "id"),
+                    format!(
+                        "{:?}: use at most 200 of the letters a-z, A-Z, digits, '.', '_' \
+                         and '-' (it names the agency's native topic)",
+                        agency.id
+                    ),
+                );
             } else if !ids.insert(agency.id.as_str()) {
                 problems.push(key(&p, "id"), format!("{:?} appears twice", agency.id));
             }
@@ -118,4 +147,11 @@ impl Validate for IngestConfig {
             }
         }
     }
+}
+
+/// Kafka topic names take these characters, up to 249 of them; the agency id is the last
+/// part of its native topic's name.
+fn is_topic_suffix(id: &str) -> bool {
+    id.len() <= 200
+        && (id.bytes()).all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }

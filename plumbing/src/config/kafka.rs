@@ -312,6 +312,11 @@ pub struct TopicsConfig {
     pub notifier_deliveries: TopicSpec,
     /// The notifier's silences, compacted by silence id.
     pub notifier_silences: TopicSpec,
+    /// Where agencies with their own Kafka producers write: one topic per agency, named
+    /// `<name>.<agency id>` (grant each agency's principal write on its own topic only);
+    /// partitions, retention and the rest apply to each. The ingest stage's screen checks
+    /// every record there as it checks an HTTP request, and publishes the good ones.
+    pub native: TopicSpec,
 }
 
 impl Default for TopicsConfig {
@@ -325,6 +330,7 @@ impl Default for TopicsConfig {
             notifications_dlq: TopicSpec::new("relec.notifications.dlq", 1, Some(days(30))),
             notifier_deliveries: TopicSpec::changelog("relec.notifier.deliveries", 3),
             notifier_silences: TopicSpec::changelog("relec.notifier.silences", 1),
+            native: TopicSpec::new("relec.native", 1, Some(days(7))),
         }
     }
 }
@@ -342,6 +348,28 @@ impl TopicsConfig {
             ("notifier_deliveries", &self.notifier_deliveries),
             ("notifier_silences", &self.notifier_silences),
         ]
+    }
+}
+
+impl TopicsConfig {
+    /// The topic agency `agency` writes its native records to.
+    pub fn native_for(&self, agency: &str) -> TopicSpec {
+        TopicSpec {
+            name: format!("{}.{agency}", self.native.name),
+            ..self.native.clone()
+        }
+    }
+
+    /// The agency whose native topic `topic` is, if it is one.
+    pub fn native_agency<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        (topic.strip_prefix(self.native.name.as_str()))
+            .and_then(|rest| rest.strip_prefix('.'))
+            .filter(|agency| !agency.is_empty())
+    }
+
+    /// A regex subscription (librdkafka's `^` prefix) to every agency's native topic.
+    pub fn native_pattern(&self) -> String {
+        format!("^{}\\..+", self.native.name.replace('.', "\\."))
     }
 }
 

@@ -90,3 +90,28 @@ fn the_example_config_is_valid() {
     let text = include_str!("../../../deploy/relec.example.toml");
     load(text, &[]).unwrap_or_else(|p| panic!("example config:\n{p}"));
 }
+
+#[test]
+fn agency_ids_name_their_native_topics() {
+    let agency = |id: &str| {
+        format!(
+            "[[ingest.agencies]]\nid = \"{id}\"\ncountries = [\"IRN\"]\nkey_sha256 = \"{}\"\n",
+            "ab".repeat(32)
+        )
+    };
+    let problems = load(&agency("irn police/east"), &[]).expect_err("invalid");
+    assert_eq!(paths(&problems), ["ingest.agencies[0].id"]);
+    assert!(problems.to_string().contains("native topic"), "{problems}");
+
+    let config = load(&agency("irn-police.east"), &[]).expect("valid");
+    let native = config.topics.native_for("irn-police.east");
+    assert_eq!(native.name, "relec.native.irn-police.east");
+    assert_eq!(
+        config.topics.native_agency(&native.name),
+        Some("irn-police.east")
+    );
+    assert_eq!(config.topics.native_agency("relec.native"), None);
+    assert_eq!(config.topics.native_agency("relec.nativex.a"), None);
+    let pattern = regex::Regex::new(&config.topics.native_pattern()[1..]).expect("regex");
+    assert!(pattern.is_match(&native.name) && !pattern.is_match("relec.nativeXa"));
+}

@@ -5,6 +5,7 @@
 mod consumer;
 mod embedded;
 mod producer;
+pub mod rejected;
 mod topics;
 
 use std::{sync::Arc, time::Duration};
@@ -134,6 +135,11 @@ impl Kafka {
     /// An idempotent producer: acks from all in-sync replicas, no duplicates on retry, order
     /// kept per partition.
     pub fn producer(&self, role: &str) -> Result<FutureProducer, Error> {
+        Ok(self.producer_config(role).create()?)
+    }
+
+    /// The settings of [`Kafka::producer`], for a producer with a context of its own.
+    pub fn producer_config(&self, role: &str) -> ClientConfig {
         let p = &self.config.producer;
         let mut c = self.client_config(role);
         c.set("enable.idempotence", "true")
@@ -145,7 +151,7 @@ impl Kafka {
                 p.delivery_timeout.as_millis().to_string(),
             );
         reapply_overrides(&mut c, &self.config);
-        Ok(c.create()?)
+        c
     }
 
     /// A transactional producer (`transactional.id` = `id`): what it sends becomes visible
@@ -157,6 +163,12 @@ impl Kafka {
         role: &str,
         id: &str,
     ) -> Result<P, Error> {
+        Ok(self.transactional_config(role, id).create()?)
+    }
+
+    /// The settings of [`Kafka::transactional_producer`], for a producer with a context of
+    /// its own.
+    pub fn transactional_config(&self, role: &str, id: &str) -> ClientConfig {
         let p = &self.config.producer;
         let mut c = self.client_config(role);
         c.set("transactional.id", id)
@@ -173,7 +185,7 @@ impl Kafka {
             // (the default 100 ms backoff would add that much to every commit).
             .set("retry.backoff.ms", "5");
         reapply_overrides(&mut c, &self.config);
-        Ok(c.create()?)
+        c
     }
 
     /// Consumer settings for `group`: read_committed, from the earliest offset when the

@@ -9,7 +9,10 @@ use rdkafka::{
 };
 
 use super::{ADMIN_TIMEOUT, Kafka};
-use crate::{Error, config::TopicsConfig};
+use crate::{
+    Config, Error,
+    config::{TopicSpec, TopicsConfig},
+};
 
 /// What `create` did to one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,11 +47,32 @@ impl Kafka {
         &self,
         topics: &TopicsConfig,
     ) -> Result<Vec<(String, TopicOutcome)>, Error> {
-        let names: Vec<&str> = topics.all().iter().map(|(_, t)| t.name.as_str()).collect();
+        let specs: Vec<&TopicSpec> = topics.all().into_iter().map(|(_, t)| t).collect();
+        self.create(&specs).await
+    }
+
+    /// Creates the native topic of every agency in the config that does not have one yet
+    /// (see [`TopicsConfig::native_for`]).
+    pub async fn create_native_topics(
+        &self,
+        config: &Config,
+    ) -> Result<Vec<(String, TopicOutcome)>, Error> {
+        let specs: Vec<TopicSpec> = (config.ingest.agencies.iter())
+            .map(|a| config.topics.native_for(&a.id))
+            .collect();
+        self.create(&specs.iter().collect::<Vec<_>>()).await
+    }
+
+    /// Creates those of `specs` that do not exist yet.
+    async fn create(&self, specs: &[&TopicSpec]) -> Result<Vec<(String, TopicOutcome)>, Error> {
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<&str> = specs.iter().map(|t| t.name.as_str()).collect();
         let before = self.describe_topics(&names).await?;
         let mut outcomes = Vec::new();
         let mut missing = Vec::new();
-        for ((_, spec), existing) in topics.all().into_iter().zip(&before) {
+        for (&spec, existing) in specs.iter().zip(&before) {
             if existing.exists {
                 let mut drift = Vec::new();
                 if existing.partitions != spec.partitions as usize {
@@ -145,42 +169,33 @@ impl Kafka {
         let metadata = {
             let admin = admin.clone();
             tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, ADMIN_TIMEOUT))
-                .await??
-        };
-        let mut out = Vec::new();
-        for name in names {
-            let topic = metadata
-                .topics()
-                .iter()
-                .find(|t| t.name() == *name && t.error().is_none());
-            let Some(topic) = topic else {
-                out.push(TopicDescription {
+        }
+        .await??;
+        // Read out of the metadata before any await: it is not Send, and a future holding
+        // it could not be spawned.
+        let mut out: Vec<TopicDescription> = names
+            .iter()
+            .map(|name| {
+                let topic = metadata
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == *name && t.error().is_none());
+                TopicDescription {
                     name: (*name).to_owned(),
-                    exists: false,
-                    partitions: 0,
-                    replication_factor: 0,
+                    exists: topic.is_some(),
+                    partitions: topic.map_or(0, |t| t.partitions().len()),
+                    replication_factor: topic
+                        .and_then(|t| t.partitions().iter().map(|p| p.replicas().len()).max())
+                        .unwrap_or(0),
                     configs: BTreeMap::new(),
-                });
-                continue;
-            };
-            let replication_factor = topic
-                .partitions()
-                .iter()
-                .map(|p| p.replicas().len())
-                .max()
-                .unwrap_or(0);
-            let configs = if self.is_embedded() {
-                BTreeMap::new()
-            } else {
-                topic_configs(&admin, name).await?
-            };
-            out.push(TopicDescription {
-                name: (*name).to_owned(),
-                exists: true,
-                partitions: topic.partitions().len(),
-                replication_factor,
-                configs,
-            });
+                }
+            })
+            .collect();
+        drop(metadata);
+        if !self.is_embedded() {
+            for topic in out.iter_mut().filter(|t| t.exists) {
+                topic.configs = topic_configs(&admin, &topic.name).await?;
+            }
         }
         Ok(out)
     }

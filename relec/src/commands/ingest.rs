@@ -8,7 +8,7 @@ use relec_ingest::{
     auth::generate_key,
     http::IngestApi,
     publisher::system_clock,
-    screen::{self, ScreenMetrics},
+    screen::{self, Screen, ScreenMetrics},
 };
 use relec_plumbing::{Config, kafka::Kafka, telemetry::Telemetry};
 use tokio::net::TcpListener;
@@ -87,11 +87,16 @@ impl StartedStage for Started {
         let screen = config.ingest.screen.then(|| {
             let (kafka, config, shutdown) = (kafka.clone(), config.clone(), stage.shutdown.clone());
             let metrics = ScreenMetrics::register(&stage.telemetry.registry);
+            let (publisher, agencies) = (api.publisher.clone(), api.agencies.clone());
             tokio::spawn(async move {
                 let result = match metrics {
                     Ok(metrics) => {
-                        screen::run(&kafka, &config, metrics, system_clock(), shutdown.clone())
-                            .await
+                        let screen = Screen {
+                            publisher,
+                            agencies,
+                            metrics,
+                        };
+                        screen::run(&kafka, &config, screen, shutdown.clone()).await
                     }
                     Err(e) => Err(e.into()),
                 };

@@ -1,4 +1,5 @@
-//! `relec topics create|describe`: the pipeline's topics as configured, and as they are.
+//! `relec topics create|describe`: the pipeline's topics as configured (each agency's
+//! native topic included), and as they are.
 
 use std::process::ExitCode;
 
@@ -13,7 +14,9 @@ pub async fn run(command: TopicsCommand, config: &Config) -> anyhow::Result<Exit
     let kafka = Kafka::connect(config)?;
     match command {
         TopicsCommand::Create => {
-            for (name, outcome) in kafka.create_topics(&config.topics).await? {
+            let mut outcomes = kafka.create_topics(&config.topics).await?;
+            outcomes.extend(kafka.create_native_topics(config).await?);
+            for (name, outcome) in outcomes {
                 match outcome {
                     TopicOutcome::Created => println!("{name}: created"),
                     TopicOutcome::Exists { drift } if drift.is_empty() => {
@@ -29,12 +32,12 @@ pub async fn run(command: TopicsCommand, config: &Config) -> anyhow::Result<Exit
             }
         }
         TopicsCommand::Describe => {
-            let names: Vec<&str> = config
-                .topics
-                .all()
-                .iter()
-                .map(|(_, t)| t.name.as_str())
+            let natives = (config.ingest.agencies.iter()).map(|a| config.topics.native_for(&a.id));
+            let names: Vec<String> = (config.topics.all().iter())
+                .map(|(_, t)| t.name.clone())
+                .chain(natives.map(|t| t.name))
                 .collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
             println!(
                 "{:<32} {:>10} {:>11}  configs",
                 "topic", "partitions", "replication"

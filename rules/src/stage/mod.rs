@@ -216,6 +216,7 @@ fn topics(config: &Config) -> Topics {
         repartition: t.rules_repartition.name.clone(),
         changelog: t.rules_changelog.name.clone(),
         alerts: t.alerts.name.clone(),
+        rejected: t.incidents_rejected.name.clone(),
     }
 }
 

@@ -23,6 +23,7 @@ use rdkafka::{
     producer::{BaseProducer, BaseRecord, Producer, PurgeConfig},
     statistics::Statistics,
 };
+use relec_plumbing::kafka::rejected;
 use relec_schemas::{Alert, AlertStatus, Decoder, Encoder, IncidentEvent, validate::validate};
 use rhai::Engine;
 use serde::{Deserialize, Serialize};
@@ -121,6 +122,7 @@ pub(crate) struct Topics {
     pub repartition: String,
     pub changelog: String,
     pub alerts: String,
+    pub rejected: String,
 }
 
 /// The state of one repartition partition.
@@ -294,23 +296,22 @@ impl Worker {
 
     /// An incident from `relec.incidents`: a copy to the partition of each group key the
     /// rules need, gathered into that partition's next frame (undecodable or invalid ones
-    /// are counted and passed over; the ingest screen keeps them in the rejected topic).
+    /// are counted, copied to the rejected topic in the same transaction, and passed over).
     fn route(&mut self, m: &BorrowedMessage<'_>) -> Result<(), Error> {
         self.last_input = Instant::now();
         let payload = m.payload().unwrap_or_default();
         let event = match self.decode(payload) {
             Ok(e) => e,
-            Err(e) => {
-                self.skip(m, &e.to_string());
-                return Ok(());
-            }
+            Err(e) => return self.reject(m, "decode", &e.to_string()),
         };
         // Checked against when the record was written, so a replay decides the same.
         let written = m.timestamp().to_millis().unwrap_or(i64::MAX);
         let problems = validate(&event, written, self.skew);
-        if let Some(first) = problems.first() {
-            self.skip(m, &format!("{}: {}", first.pointer, first.reason));
-            return Ok(());
+        if !problems.is_empty() {
+            let detail: Vec<String> = (problems.iter())
+                .map(|p| format!("{}: {}", p.pointer, p.reason))
+                .collect();
+            return self.reject(m, "invalid", &detail.join("; "));
         }
         self.activity.insert(m.partition(), (Instant::now(), false));
         let routed = self.routed.entry(m.partition()).or_insert((i64::MIN, None));
@@ -346,6 +347,20 @@ impl Worker {
                 .payload(payload.as_slice())
                 .headers(headers),
         )
+    }
+
+    /// An incident that does not decode or validate: counted, and kept as it arrived in
+    /// the rejected topic for an operator (in this transaction, so once).
+    fn reject(&self, m: &BorrowedMessage<'_>, reason: &str, detail: &str) -> Result<(), Error> {
+        self.skip(m, detail);
+        let headers = rejected::headers(reason, detail, m.topic(), m.partition(), m.offset());
+        let mut record = BaseRecord::<[u8], [u8]>::to(&self.topics.rejected)
+            .payload(m.payload().unwrap_or_default())
+            .headers(headers);
+        if let Some(key) = m.key() {
+            record = record.key(key);
+        }
+        self.send(record)
     }
 
     fn skip(&self, m: &BorrowedMessage<'_>, reason: &str) {

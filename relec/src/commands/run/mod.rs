@@ -69,6 +69,7 @@ pub async fn run(args: RunArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let root = shutdown::on_signals();
     let kafka = Kafka::connect(&config)?;
     kafka.create_topics(&config.topics).await?;
+    kafka.create_native_topics(&config).await?;
     let ports = Ports::from(config.telemetry.listen);
     let ingest = ingest::start(&config, &kafka, ports.ingest, root.child_token()).await?;
     let rules = rules::start(&config, &kafka, ports.rules, root.child_token()).await?;

@@ -1,0 +1,4 @@
+#![no_main]
+//! libFuzzer entry for `relec_fuzz_harness::json_events`; `cargo test -p relec-fuzz-harness` replays its corpus.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| relec_fuzz_harness::json_events(data));
