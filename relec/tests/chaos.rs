@@ -114,6 +114,10 @@ impl Broker {
                 "RELEC_KAFKA_CONTROLLER_PORT",
                 self.controller_port.to_string(),
             )
+            // Its pipeline speaks plaintext; no SSL or SASL_SSL listener to collide with
+            // the shared bed's ports.
+            .env("RELEC_KAFKA_SSL_PORT", "off")
+            .env("RELEC_KAFKA_SASL_PORT", "off")
             .output()
             .expect("run kafka.sh");
         assert!(

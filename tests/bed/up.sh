@@ -2,7 +2,8 @@
 # Test bed: starts Kafka, the SMTP server and the schema registry, makes the Confluent client's venv; prints
 # `export` lines on stdout.
 # Usage: eval "$(tests/bed/up.sh)"   (all progress goes to stderr)
-# Exports RELEC_TEST_BROKERS, RELEC_TEST_SMTP, RELEC_TEST_REGISTRY, RELEC_TEST_CONFLUENT_PYTHON. On failure, stops whatever it started
+# Exports RELEC_TEST_BROKERS, RELEC_TEST_KAFKA_SSL, RELEC_TEST_KAFKA_SASL_SSL, RELEC_TEST_KAFKA_TLS_DIR,
+# RELEC_TEST_KAFKA_SCRAM_USER, RELEC_TEST_SMTP, RELEC_TEST_REGISTRY, RELEC_TEST_CONFLUENT_PYTHON. On failure, stops whatever it started
 # (set RELEC_BED_KEEP_ON_FAILURE=1 to leave it for inspection) and exits non-zero.
 set -euo pipefail
 
@@ -30,10 +31,12 @@ smtp_line="$(bash "$HERE/smtp.sh" start)" || { wait "$kafka_job" || true; fail s
 registry_line="$(bash "$HERE/registry.sh" start)" || { wait "$kafka_job" || true; fail registry; }
 confluent_line="$(bash "$HERE/confluent.sh" ensure)" || { wait "$kafka_job" || true; fail "the Confluent client's venv"; }
 wait "$kafka_job" || fail kafka
-kafka_line="$(<"$kafka_out")"
+# KEY=VALUE lines: KAFKA_BROKERS, KAFKA_SSL, KAFKA_SASL_SSL, KAFKA_TLS_DIR, KAFKA_SCRAM_USER.
+declare -A kafka
+while IFS='=' read -r k v; do kafka[$k]="$v"; done <"$kafka_out"
 rm -f "$kafka_out"
 
-brokers="${kafka_line#KAFKA_BROKERS=}"
+brokers="${kafka[KAFKA_BROKERS]:-}"
 smtp="${smtp_line#SMTP_ADDR=}"
 registry="${registry_line#REGISTRY_URL=}"
 confluent_python="${confluent_line#CONFLUENT_PYTHON=}"
@@ -41,6 +44,9 @@ confluent_python="${confluent_line#CONFLUENT_PYTHON=}"
 
 bed_log "up: all services ready in $((SECONDS - t0))s"
 printf 'export RELEC_TEST_BROKERS=%q\n' "$brokers"
+for k in SSL SASL_SSL TLS_DIR SCRAM_USER; do
+    [[ -z "${kafka[KAFKA_$k]:-}" ]] || printf 'export RELEC_TEST_KAFKA_%s=%q\n' "$k" "${kafka[KAFKA_$k]}"
+done
 printf 'export RELEC_TEST_SMTP=%q\n' "$smtp"
 printf 'export RELEC_TEST_REGISTRY=%q\n' "$registry"
 printf 'export RELEC_TEST_CONFLUENT_PYTHON=%q\n' "$confluent_python"
