@@ -34,6 +34,11 @@ pub struct Relec {
 
 impl Relec {
     pub fn run(args: &[&str]) -> Self {
+        Self::run_with_env(args, &[])
+    }
+
+    /// [`Relec::run`] with further environment variables (`RELEC_...` config overrides).
+    pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_relec"))
             .arg("run")
             .args(args)
@@ -42,6 +47,7 @@ impl Relec {
             .env_remove("RUST_LOG")
             .env("RELEC_TELEMETRY__LISTEN", "127.0.0.1:0")
             .env("RELEC_INGEST__LISTEN", "127.0.0.1:0")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -112,6 +118,15 @@ impl Relec {
             .status()
             .expect("kill -INT");
         assert!(sent.success(), "kill -INT failed");
+    }
+
+    /// Everything it printed so far on standard output and standard error.
+    pub fn everything(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.stdout.push(line);
+        }
+        let stderr = self.stderr.lock().expect("lock");
+        format!("{}\n{}", self.stdout.join("\n"), stderr.join("\n"))
     }
 
     /// What it printed so far, and the end of its logs: for failure messages.
