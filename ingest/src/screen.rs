@@ -98,10 +98,18 @@ pub async fn run(
         let consumer = consumer.clone();
         tokio::spawn(async move {
             loop {
-                let next = consumer.next().await;
-                let failed = next.is_err();
-                if tx.send(next).await.is_err() || failed {
-                    break;
+                match consumer.next().await {
+                    Ok(next) => {
+                        if tx.send(next).await.is_err() {
+                            break;
+                        }
+                    }
+                    // Brokers away, a partition moving: librdkafka recovers by itself,
+                    // and reading goes on where it was.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading native topics failed; retrying");
+                        tokio::time::sleep(RETRY_BACKOFF).await;
+                    }
                 }
             }
         })
@@ -110,13 +118,13 @@ pub async fn run(
         loop {
             let first = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                next = rx.recv() => next.expect("the reader ends only through the channel")?,
+                next = rx.recv() => next.expect("the reader ends only when the channel closes"),
             };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH
                 && let Ok(next) = rx.try_recv()
             {
-                batch.push(next?);
+                batch.push(next);
             }
             if !screen_batch(&screen, config, &producer, &batch, &shutdown).await? {
                 return Ok(()); // shut down while Kafka was away: the batch is read again

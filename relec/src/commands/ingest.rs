@@ -100,21 +100,25 @@ impl StartedStage for Started {
                     }
                     Err(e) => Err(e.into()),
                 };
-                if let Err(e) = result {
+                if let Err(e) = &result {
                     tracing::error!(error = %e, "screen of native records stopped; shutting down");
                     shutdown.cancel();
                 }
+                result
             })
         });
         tracing::info!(listen = %api_addr, brokers = kafka.bootstrap_servers(), "ingest API ready");
         ready.set(true);
         let served = relec_ingest::serve(listener, api, stage.shutdown.clone()).await;
         stage.shutdown.cancel();
-        if let Some(screen) = screen {
-            let _ = screen.await;
-        }
+        let screened = match screen {
+            Some(screen) => screen.await?,
+            None => Ok(()),
+        };
         stage.stop().await;
         served?;
+        // A screen that failed stops the stage with an error: a supervisor restarts it.
+        screened.context("screen of native records")?;
         Ok(())
     }
 }
