@@ -24,7 +24,7 @@ pub async fn rebuild(
     now_ms: i64,
 ) -> Result<usize, crate::Error> {
     let consumer: BaseConsumer = kafka
-        .client_config("ingest-dedup")
+        .reader_config("ingest-dedup")
         .set("group.id", "relec-ingest-dedup")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")

@@ -185,7 +185,7 @@ pub async fn follow(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let consumer: StreamConsumer<EndsQuietly> = kafka
-        .client_config("notifier-silences")
+        .reader_config("notifier-silences")
         .set("group.id", "relec-notifier-silences")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")

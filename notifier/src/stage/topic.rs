@@ -44,7 +44,7 @@ pub async fn read_to_end(
     read_committed: bool,
 ) -> Result<Vec<Record>, Error> {
     let consumer: BaseConsumer<EndsQuietly> = kafka
-        .client_config("notifier-reader")
+        .reader_config("notifier-reader")
         .set("group.id", "relec-notifier-reader")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")

@@ -190,6 +190,10 @@ pub struct ConsumerConfig {
     /// synchronously at shutdown.
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
+    /// At most this many bytes a consumer fetches ahead of what it has processed
+    /// (librdkafka's `queued.max.messages.kbytes` and `fetch.max.bytes`): its memory
+    /// while it catches up on a backlog. librdkafka's own default is 64 MiB.
+    pub max_prefetch_bytes: usize,
 }
 
 impl Default for ConsumerConfig {
@@ -197,6 +201,7 @@ impl Default for ConsumerConfig {
         Self {
             session_timeout: Duration::from_secs(10),
             commit_interval: Duration::from_secs(5),
+            max_prefetch_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -276,6 +281,14 @@ impl Validate for KafkaConfig {
         }
         if self.consumer.session_timeout < Duration::from_secs(1) {
             problems.push(key(path, "consumer.session_timeout"), "must be at least 1s");
+        }
+        // A record larger than this could never be fetched (the broker's message.max.bytes
+        // default is about 1 MiB).
+        if !(1 << 20..=1 << 30).contains(&self.consumer.max_prefetch_bytes) {
+            problems.push(
+                key(path, "consumer.max_prefetch_bytes"),
+                "must be between 1 MiB and 1 GiB",
+            );
         }
     }
 }

@@ -193,7 +193,7 @@ impl Kafka {
     /// offsets in a transaction, or store them as [`Kafka::consumer`] does.
     pub fn consumer_config(&self, role: &str, group: &str) -> ClientConfig {
         let k = &self.config.consumer;
-        let mut c = self.client_config(role);
+        let mut c = self.reader_config(role);
         c.set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
@@ -202,6 +202,20 @@ impl Kafka {
                 "session.timeout.ms",
                 k.session_timeout.as_millis().to_string(),
             );
+        reapply_overrides(&mut c, &self.config);
+        c
+    }
+
+    /// Settings of any client that consumes, in a group or by assignment: what it may
+    /// fetch ahead is bounded by `kafka.consumer.max_prefetch_bytes`. A full queue
+    /// postpones the next fetch by 10 ms, not librdkafka's default second, which would
+    /// stall a consumer catching up on a backlog every time it filled its queue.
+    pub fn reader_config(&self, role: &str) -> ClientConfig {
+        let bytes = self.config.consumer.max_prefetch_bytes;
+        let mut c = self.client_config(role);
+        c.set("queued.max.messages.kbytes", (bytes / 1024).to_string())
+            .set("fetch.max.bytes", bytes.to_string())
+            .set("fetch.queue.backoff.ms", "10");
         reapply_overrides(&mut c, &self.config);
         c
     }

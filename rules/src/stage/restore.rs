@@ -32,7 +32,7 @@ pub(crate) fn restore(
     new: impl Fn() -> Processor,
 ) -> Result<BTreeMap<i32, Restored>, Error> {
     let consumer: BaseConsumer<EndsQuietly> = kafka
-        .client_config("rules-restore")
+        .reader_config("rules-restore")
         .set("group.id", "relec-rules-restore")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
