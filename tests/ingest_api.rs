@@ -94,6 +94,25 @@ async fn wrong_country_gets_403_and_a_bad_key_401_and_neither_writes() {
         "{body}"
     );
 
+    // The other body formats are held to the same binding.
+    let tur = &batch[1];
+    let lines = batch
+        .iter()
+        .map(|e| serde_json::to_string(e).expect("json"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let avro = relec_schemas::Encoder::<IncidentEvent>::single_object()
+        .encode(tur)
+        .expect("avro");
+    for (content_type, bytes) in [
+        ("application/x-ndjson", lines.into_bytes()),
+        ("application/vnd.apache.avro+binary", avro),
+    ] {
+        let (status, body) = send(&ingest.url, &ingest.irn_key, content_type, bytes).await;
+        assert_eq!(status, 403, "{content_type}: {body}");
+        assert_eq!(body["type"], "/v1/problems/forbidden-country");
+    }
+
     let (status, body) = post(&ingest.url, "relec_not-a-key", &batch[..1]).await;
     assert_eq!(status, 401, "{body}");
 
