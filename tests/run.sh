@@ -10,7 +10,8 @@ cd "$ROOT"
 # Build needs of rdkafka's bundled librdkafka (C compiler, make, OpenSSL headers for TLS
 # and SASL_SSL to production clusters), Java 17 and Maven for the broker and the schema
 # registry, HAProxy in front of the registry, Python for the SMTP server and the Confluent
-# client of the interop test. Installed only when missing.
+# client of the interop test, openssl for the certificates of the broker's TLS listeners.
+# Installed only when missing.
 need_pkgs=()
 command -v cc >/dev/null || need_pkgs+=(gcc)
 command -v make >/dev/null || need_pkgs+=(make)
@@ -20,6 +21,7 @@ command -v java >/dev/null || need_pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_pkgs+=(maven)
 command -v python3 >/dev/null || need_pkgs+=(python3 python3-venv)
 command -v curl >/dev/null || need_pkgs+=(curl)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || need_pkgs+=(haproxy)
 if ((${#need_pkgs[@]})); then
     echo "run.sh: installing ${need_pkgs[*]}" >&2
