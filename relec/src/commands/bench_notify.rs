@@ -105,6 +105,9 @@ fn first_arrivals(at: &Arrivals, fingerprints: &[String]) -> (Vec<Instant>, usiz
 struct Round {
     /// Latency phase: ms from publish to arrival, sorted.
     latencies_ms: Vec<f64>,
+    /// Latency phase: seconds into the phase at which each alert over the p99 target was
+    /// published, in order: one stall or a steady tail.
+    slow_at: Vec<f64>,
     /// Throughput phase: deliveries/s from the first publish to the last arrival.
     rate: f64,
     /// Throughput phase: seconds from the first publish to the last arrival.
@@ -192,6 +195,12 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
             r.checkpoints,
             r.checkpoint_ms
         );
+        if let (Some(first), Some(last)) = (r.slow_at.first(), r.slow_at.last()) {
+            println!(
+                "       over {TARGET_P99_MS:.0} ms: {} alerts, published {first:.2}-{last:.2} s into the phase",
+                r.slow_at.len()
+            );
+        }
         rounds.push(r);
     }
 
@@ -240,6 +249,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
                 "latency_alerts": r.latencies_ms.len(),
                 "p50_ms": percentile(&r.latencies_ms, 0.5),
                 "p99_ms": percentile(&r.latencies_ms, 0.99),
+                "over_target_published_at_s": r.slow_at,
                 "max_ms": percentile(&r.latencies_ms, 1.0),
                 "repeated": r.repeated,
                 "checkpoints": r.checkpoints,
@@ -334,7 +344,8 @@ async fn one_round(
     }
     tracing::debug!(secs = started.elapsed().as_secs_f64(), "first delivery");
 
-    let (latencies_ms, repeated_latency) = latency(receiver, &producer, &tag, options).await?;
+    let (latencies_ms, slow_at, repeated_latency) =
+        latency(receiver, &producer, &tag, options).await?;
     let (secs, repeated_burst) = throughput(receiver, &producer, &tag, options.alerts).await?;
     let metric = gathered(&telemetry);
     let checkpoints = metric("relec_notifier_checkpoints_total", None).unwrap_or(0.0);
@@ -348,6 +359,7 @@ async fn one_round(
     }
     Ok(Round {
         latencies_ms,
+        slow_at,
         rate: options.alerts as f64 / secs,
         secs,
         repeated: repeated_latency + repeated_burst,
@@ -363,7 +375,7 @@ async fn latency(
     producer: &Arc<RecordProducer<Alert>>,
     tag: &str,
     options: &Options,
-) -> anyhow::Result<(Vec<f64>, usize)> {
+) -> anyhow::Result<(Vec<f64>, Vec<f64>, usize)> {
     let n = (options.rate * options.seconds).round() as u64;
     let since = receiver.count();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / options.rate));
@@ -387,8 +399,13 @@ async fn latency(
     let mut ms: Vec<f64> = (sent.iter().zip(arrived))
         .map(|((_, at), arrived)| arrived.saturating_duration_since(*at).as_secs_f64() * 1000.0)
         .collect();
+    let start = sent.first().map(|(_, at)| *at);
+    let slow_at = (sent.iter().zip(&ms))
+        .filter(|(_, ms)| **ms > TARGET_P99_MS)
+        .filter_map(|((_, at), _)| Some(at.duration_since(start?).as_secs_f64()))
+        .collect();
     ms.sort_by(f64::total_cmp);
-    Ok((ms, repeated))
+    Ok((ms, slow_at, repeated))
 }
 
 /// Publishes `n` alerts at once and waits for all of them; seconds from the first publish
