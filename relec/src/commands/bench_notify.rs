@@ -108,6 +108,8 @@ struct Round {
     /// Latency phase: seconds into the phase at which each alert over the p99 target was
     /// published, in order: one stall or a steady tail.
     slow_at: Vec<f64>,
+    /// Latency phase: checkpoints committed, and how many of them took over 50 ms.
+    slow_checkpoints: (u64, u64),
     /// Throughput phase: deliveries/s from the first publish to the last arrival.
     rate: f64,
     /// Throughput phase: seconds from the first publish to the last arrival.
@@ -197,8 +199,11 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
         );
         if let (Some(first), Some(last)) = (r.slow_at.first(), r.slow_at.last()) {
             println!(
-                "       over {TARGET_P99_MS:.0} ms: {} alerts, published {first:.2}-{last:.2} s into the phase",
-                r.slow_at.len()
+                "       over {TARGET_P99_MS:.0} ms: {} alerts, published {first:.2}-{last:.2} s into the \
+                 phase; {} of {} checkpoints took over 50 ms",
+                r.slow_at.len(),
+                r.slow_checkpoints.1,
+                r.slow_checkpoints.0
             );
         }
         rounds.push(r);
@@ -346,6 +351,7 @@ async fn one_round(
 
     let (latencies_ms, slow_at, repeated_latency) =
         latency(receiver, &producer, &tag, options).await?;
+    let slow_checkpoints = checkpoints_over(&telemetry, 0.05);
     let (secs, repeated_burst) = throughput(receiver, &producer, &tag, options.alerts).await?;
     let metric = gathered(&telemetry);
     let checkpoints = metric("relec_notifier_checkpoints_total", None).unwrap_or(0.0);
@@ -360,6 +366,7 @@ async fn one_round(
     Ok(Round {
         latencies_ms,
         slow_at,
+        slow_checkpoints,
         rate: options.alerts as f64 / secs,
         secs,
         repeated: repeated_latency + repeated_burst,
@@ -406,6 +413,23 @@ async fn latency(
         .collect();
     ms.sort_by(f64::total_cmp);
     Ok((ms, slow_at, repeated))
+}
+
+/// Checkpoints committed so far, and how many took longer than `secs` (a bucket bound of
+/// the duration histogram).
+fn checkpoints_over(telemetry: &Telemetry, secs: f64) -> (u64, u64) {
+    let families = telemetry.registry.gather();
+    let Some(h) = (families.iter())
+        .find(|f| f.name() == "relec_notifier_checkpoint_duration_seconds")
+        .and_then(|f| f.get_metric().first())
+        .map(|m| m.get_histogram())
+    else {
+        return (0, 0);
+    };
+    let within = (h.get_bucket().iter())
+        .find(|b| b.upper_bound() == secs)
+        .map_or(0, |b| b.cumulative_count());
+    (h.get_sample_count(), h.get_sample_count() - within)
 }
 
 /// Publishes `n` alerts at once and waits for all of them; seconds from the first publish
