@@ -4,7 +4,7 @@
 #
 #   fuzz/run.sh [RUNS|SECONDSs] [TARGET...]
 #
-# RUNS is libFuzzer's -runs (default 1000000: the dedicated run fuzz/RESULTS.md records);
+# RUNS is libFuzzer's -runs (default 1000000: the dedicated run the README records under Fuzzing);
 # "600s" runs each target for ten minutes instead. New corpus entries land in
 # fuzz/corpus/<target>/ (shrink them again with `cargo fuzz cmin <target>`); a crash
 # leaves its input in fuzz/artifacts/<target>/ and the script goes on with the next
