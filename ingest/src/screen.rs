@@ -12,6 +12,7 @@ use std::{sync::Arc, time::Duration};
 use prometheus::{IntCounterVec, Opts, Registry};
 use rdkafka::{
     producer::{FutureProducer, FutureRecord},
+    types::RDKafkaErrorCode,
     util::Timeout,
 };
 use relec_plumbing::{
@@ -98,18 +99,24 @@ pub async fn run(
         let consumer = consumer.clone();
         tokio::spawn(async move {
             loop {
-                match consumer.next().await {
-                    Ok(next) => {
-                        if tx.send(next).await.is_err() {
-                            break;
-                        }
-                    }
-                    // Brokers away, a partition moving: librdkafka recovers by itself,
-                    // and reading goes on where it was.
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading native topics failed; retrying");
+                let next = match consumer.next().await {
+                    // Every broker gone ends the screen, and with it the stage, which exits
+                    // with an error for its supervisor to restart: a stage kept up through
+                    // a broker restart was seen to stop acknowledging requests in the chaos
+                    // suite, and a fresh process does not.
+                    Err(relec_plumbing::Error::Kafka(e))
+                        if e.rdkafka_error_code() != Some(RDKafkaErrorCode::AllBrokersDown) =>
+                    {
+                        // No agency topic yet, a partition moving: librdkafka goes on.
+                        tracing::warn!(error = %e, "reading native topics: retrying");
                         tokio::time::sleep(RETRY_BACKOFF).await;
+                        continue;
                     }
+                    next => next,
+                };
+                let failed = next.is_err();
+                if tx.send(next).await.is_err() || failed {
+                    break;
                 }
             }
         })
@@ -118,13 +125,13 @@ pub async fn run(
         loop {
             let first = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                next = rx.recv() => next.expect("the reader ends only when the channel closes"),
+                next = rx.recv() => next.expect("the reader ends only through the channel")?,
             };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH
                 && let Ok(next) = rx.try_recv()
             {
-                batch.push(next);
+                batch.push(next?);
             }
             if !screen_batch(&screen, config, &producer, &batch, &shutdown).await? {
                 return Ok(()); // shut down while Kafka was away: the batch is read again
