@@ -89,8 +89,8 @@ pub async fn build(
 /// An agency without its native topic can publish over HTTP only; `relec topics create`
 /// makes the topic (the screen finds it at its next start).
 async fn warn_of_missing_native_topics(config: &Config, kafka: &Kafka) -> Result<(), Error> {
-    let names: Vec<String> = (config.ingest.agencies.iter())
-        .map(|a| config.topics.native_for(&a.id).name)
+    let names: Vec<String> = (config.native_topics().into_iter())
+        .map(|t| t.name)
         .collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     for topic in kafka.describe_topics(&names).await? {

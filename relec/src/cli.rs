@@ -176,40 +176,44 @@ pub enum BenchCommand {
     /// simulator to ingest API to rules to notifier to a webhook receiver. Prints the
     /// sustained rate, event-to-webhook latency, each stage's CPU and peak memory, and the
     /// bare producer and consumer rates of the same broker, against the targets.
-    E2e {
-        /// The rules directory.
-        #[arg(long, default_value = "rules/pack")]
-        dir: PathBuf,
-        /// Days of simulated incidents published at --rate (the rules stage's state).
-        #[arg(long, default_value_t = 365)]
-        days: u32,
-        /// Days after them published while the rules stage is down, then read by it at
-        /// full speed (its own rate).
-        #[arg(long, default_value_t = 60)]
-        backlog_days: u32,
-        /// Multiplies the simulator's volume (1.0 is about 800 incidents a day).
-        #[arg(long, default_value_t = 1.0)]
-        scale: f64,
-        /// Events per second offered to the ingest API.
-        #[arg(long, default_value_t = 5_000.0)]
-        rate: f64,
-        /// Events per request while paced.
-        #[arg(long, default_value_t = 100)]
-        batch: usize,
-        /// Partitions of the incidents, repartition and changelog topics.
-        #[arg(long, default_value_t = 6)]
-        partitions: i32,
-        /// The longest any one phase may take, in seconds.
-        #[arg(long, default_value_t = 600)]
-        max_seconds: u64,
-        /// Also write the figures here, as JSON.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    E2e(E2eBenchArgs),
     /// Webhook deliveries/s of the notifier stage to a local receiver that verifies every
     /// signature, and the latency from alert to delivery at a steady moderate rate
     /// (group_wait 0), on the configured cluster (use --brokers for a real one).
     Notify(NotifyBenchArgs),
+}
+
+/// What `relec bench e2e` measures, and how much of it.
+#[derive(Debug, Clone, Args)]
+pub struct E2eBenchArgs {
+    /// The rules directory.
+    #[arg(long, default_value = "rules/pack")]
+    pub dir: PathBuf,
+    /// Days of simulated incidents published at --rate (the rules stage's state).
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Days after them published while the rules stage is down, then read by it at
+    /// full speed (its own rate).
+    #[arg(long, default_value_t = 60)]
+    pub backlog_days: u32,
+    /// Multiplies the simulator's volume (1.0 is about 800 incidents a day).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Events per second offered to the ingest API.
+    #[arg(long, default_value_t = 5_000.0)]
+    pub rate: f64,
+    /// Events per request while paced.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Partitions of the incidents, repartition and changelog topics.
+    #[arg(long, default_value_t = 6)]
+    pub partitions: i32,
+    /// The longest any one phase may take, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub max_seconds: u64,
+    /// Also write the figures here, as JSON.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// What `relec bench notify` measures, and how much of it.

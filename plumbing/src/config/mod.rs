@@ -45,6 +45,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// The native topic of every configured agency (see [`TopicsConfig::native_for`]).
+    pub fn native_topics(&self) -> Vec<TopicSpec> {
+        (self.ingest.agencies.iter())
+            .map(|a| self.topics.native_for(&a.id))
+            .collect()
+    }
+
     /// Reads `path`, applies the process environment's overrides, and checks the result.
     pub fn load(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {

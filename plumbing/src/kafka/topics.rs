@@ -52,14 +52,12 @@ impl Kafka {
     }
 
     /// Creates the native topic of every agency in the config that does not have one yet
-    /// (see [`TopicsConfig::native_for`]).
+    /// ([`Config::native_topics`]).
     pub async fn create_native_topics(
         &self,
         config: &Config,
     ) -> Result<Vec<(String, TopicOutcome)>, Error> {
-        let specs: Vec<TopicSpec> = (config.ingest.agencies.iter())
-            .map(|a| config.topics.native_for(&a.id))
-            .collect();
+        let specs = config.native_topics();
         self.create(&specs.iter().collect::<Vec<_>>()).await
     }
 

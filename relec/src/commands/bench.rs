@@ -52,29 +52,8 @@ pub async fn run(command: BenchCommand, config: &Config) -> anyhow::Result<ExitC
             };
             return super::bench_stage::run(config, options).await;
         }
-        BenchCommand::E2e {
-            dir,
-            days,
-            backlog_days,
-            scale,
-            rate,
-            batch,
-            partitions,
-            max_seconds,
-            out,
-        } => {
-            let options = super::bench_e2e::Options {
-                dir,
-                days,
-                backlog_days,
-                scale,
-                rate,
-                batch,
-                partitions,
-                max_secs: max_seconds,
-                out,
-            };
-            return super::bench_e2e::run(config, options).await;
+        BenchCommand::E2e(args) => {
+            return super::bench_e2e::run(config, &args).await;
         }
         BenchCommand::Notify(args) => {
             return super::bench_notify::run(config, &args).await;

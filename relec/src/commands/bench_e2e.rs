@@ -10,7 +10,6 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    path::PathBuf,
     process::ExitCode,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -26,6 +25,7 @@ use relec_schemas::IncidentEvent;
 use serde_json::json;
 
 use super::{bench_ingest::bare_produce, bench_stage, simulate::post};
+use crate::cli::E2eBenchArgs as Options;
 
 const DAY_MS: i64 = 86_400_000;
 /// The rules that fire on the event itself (trigger "immediate"); the daily ones fire
@@ -43,25 +43,6 @@ const READY: Duration = Duration::from_secs(120);
 /// How often the stages' metrics are read while waiting for them.
 const POLL: Duration = Duration::from_millis(100);
 
-/// What `relec bench e2e` was asked to do.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub dir: PathBuf,
-    /// Days of the paced phase (the rules stage's state spans them).
-    pub days: u32,
-    /// Days after them published as a backlog while the rules stage is down.
-    pub backlog_days: u32,
-    pub scale: f64,
-    /// Events per second offered to the ingest API in the paced phase.
-    pub rate: f64,
-    /// Events per request in the paced phase.
-    pub batch: usize,
-    pub partitions: i32,
-    /// The longest any one phase may take.
-    pub max_secs: u64,
-    pub out: Option<PathBuf>,
-}
-
 /// One stage's CPU and memory over a phase.
 #[derive(Debug, Clone, Copy)]
 struct StageFigures {
@@ -69,15 +50,15 @@ struct StageFigures {
     peak_rss: u64,
 }
 
-pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> {
+pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         !config.kafka.is_embedded(),
         "bench e2e measures a real broker: give --brokers (the embedded cluster lives in one \
          process, and the stages run in three)"
     );
     anyhow::ensure!(options.rate > 0.0, "--rate must be above 0");
-    let max_wait = Duration::from_secs(options.max_secs.max(1));
-    let (paced, backlog) = stream_of(&options);
+    let max_wait = Duration::from_secs(options.max_seconds.max(1));
+    let (paced, backlog) = stream_of(options);
     anyhow::ensure!(
         !paced.is_empty() && !backlog.is_empty(),
         "the simulator gave no events"
@@ -152,7 +133,7 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     // Phase 1: a year at the offered rate, every stage live.
     let before = usages(&stages);
     let started = Instant::now();
-    let sent = publish_paced(&client, &pipeline, &paced, &options, max_wait).await?;
+    let sent = publish_paced(&client, &pipeline, &paced, options, max_wait).await?;
     let publish_secs = started.elapsed().as_secs_f64();
     let lag_at_end = rules_lag(&stages[&StageKind::Rules]).await;
     let caught_up = settle(&mut stages, &receiver, max_wait).await?;

@@ -32,10 +32,9 @@ pub async fn run(command: TopicsCommand, config: &Config) -> anyhow::Result<Exit
             }
         }
         TopicsCommand::Describe => {
-            let natives = (config.ingest.agencies.iter()).map(|a| config.topics.native_for(&a.id));
             let names: Vec<String> = (config.topics.all().iter())
                 .map(|(_, t)| t.name.clone())
-                .chain(natives.map(|t| t.name))
+                .chain(config.native_topics().into_iter().map(|t| t.name))
                 .collect();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             println!(
