@@ -4,6 +4,7 @@
 
 mod consumer;
 mod embedded;
+pub mod polled;
 mod producer;
 pub mod rejected;
 mod topics;

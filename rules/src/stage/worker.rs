@@ -18,12 +18,12 @@ use prometheus::IntGaugeVec;
 use rdkafka::{
     ClientContext, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance},
-    error::{KafkaError, RDKafkaErrorCode},
+    error::KafkaError,
     message::{BorrowedMessage, Header, Headers, OwnedHeaders},
     producer::{BaseProducer, BaseRecord, Producer, PurgeConfig},
     statistics::Statistics,
 };
-use relec_plumbing::kafka::rejected;
+use relec_plumbing::kafka::{polled, rejected};
 use relec_schemas::{Alert, AlertStatus, Decoder, Encoder, IncidentEvent, validate::validate};
 use rhai::Engine;
 use serde::{Deserialize, Serialize};
@@ -236,10 +236,7 @@ impl Worker {
     fn abort(&self) -> Result<(), Error> {
         self.producer
             .purge(PurgeConfig::default().queue().inflight());
-        let deadline = Instant::now() + TXN_TIMEOUT;
-        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
-            self.producer.poll(Duration::from_millis(1));
-        }
+        polled::await_acks(&self.producer, Instant::now() + TXN_TIMEOUT);
         Ok(self.producer.abort_transaction(TXN_TIMEOUT)?)
     }
 
@@ -607,11 +604,8 @@ impl Worker {
             }
         }
         // commit_transaction flushes, but rdkafka's flush polls in steps of up to 100 ms;
-        // waiting for the acknowledgements here, in 1 ms steps, saves most of that.
-        let deadline = Instant::now() + TXN_TIMEOUT;
-        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
-            self.producer.poll(Duration::from_millis(1));
-        }
+        // waiting for the acknowledgements first saves most of that.
+        polled::await_acks(&self.producer, Instant::now() + TXN_TIMEOUT);
         let group = consumer.group_metadata().ok_or(Error::NotAssigned(-1))?;
         self.producer
             .send_offsets_to_transaction(&offsets, &group, TXN_TIMEOUT)?;
@@ -734,19 +728,11 @@ impl Worker {
     }
 
     /// Enqueues a record, waiting while the producer's queue is full.
-    fn send(&self, mut record: BaseRecord<'_, [u8], [u8]>) -> Result<(), Error> {
-        let deadline = Instant::now() + TXN_TIMEOUT;
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r))
-                    if Instant::now() < deadline =>
-                {
-                    record = r;
-                    self.producer.poll(Duration::from_millis(1));
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
+    fn send(&self, record: BaseRecord<'_, [u8], [u8]>) -> Result<(), Error> {
+        Ok(polled::send(
+            &self.producer,
+            record,
+            Instant::now() + TXN_TIMEOUT,
+        )?)
     }
 }
