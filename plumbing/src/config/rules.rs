@@ -30,7 +30,9 @@ pub struct RulesConfig {
     #[serde(with = "humantime_serde")]
     pub horizon: Duration,
     /// Alerts, state changes and consumer offsets are committed in one transaction this
-    /// often: a bound on how long an alert waits, and on the work a crash repeats.
+    /// often: a bound on how long an alert waits, and on the work a crash repeats. A
+    /// transaction holding an alert, or an incident an immediate rule takes, commits
+    /// sooner, as soon as the input is read to its end.
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
     /// With no incident for this long, event time follows the wall clock, so days still

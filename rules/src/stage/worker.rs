@@ -35,7 +35,7 @@ use crate::{
     events::RulesMetrics,
     processor::{Output, Processor, Settings, route_keys},
     reload::RuleSet,
-    rule::Rule,
+    rule::{Rule, Trigger},
 };
 
 use super::{
@@ -164,6 +164,9 @@ pub(crate) struct Worker {
     last_input: Instant,
     /// Something was consumed or produced since the last commit.
     pending: bool,
+    /// Something in the open transaction is urgent (an alert transition, or an incident an
+    /// immediate rule takes): it commits as soon as the input is read up to its end.
+    urgent: bool,
     last_commit: Instant,
 }
 
@@ -208,6 +211,7 @@ impl Worker {
             activity: BTreeMap::new(),
             last_input: Instant::now(),
             pending: false,
+            urgent: false,
             last_commit: Instant::now(),
         }
     }
@@ -250,7 +254,10 @@ impl Worker {
                 return self.commit(consumer);
             }
             self.reload();
-            let message = consumer.poll(POLL);
+            // With something urgent in the transaction, only what is there already is
+            // taken: nothing there means the input is read to its end, and it commits now.
+            let message = consumer.poll(if self.urgent { Duration::ZERO } else { POLL });
+            let caught_up = matches!(message, None | Some(Err(KafkaError::PartitionEOF(_))));
             if consumer.context().rebalanced.swap(false, Ordering::SeqCst) {
                 self.rebalanced(consumer)?;
             }
@@ -268,7 +275,7 @@ impl Worker {
             }
             self.producer.poll(Duration::ZERO);
             self.advance_idle();
-            if self.last_commit.elapsed() >= self.commit_interval {
+            if self.last_commit.elapsed() >= self.commit_interval || (self.urgent && caught_up) {
                 self.commit(consumer)?;
             }
         }
@@ -314,6 +321,8 @@ impl Worker {
         let routed = self.routed.entry(m.partition()).or_insert((i64::MIN, None));
         routed.0 = routed.0.max(event.reported_at);
         let event = Arc::new(event);
+        self.urgent |=
+            (self.live.iter()).any(|r| r.trigger == Trigger::Immediate && r.matches(&event));
         for key in route_keys(&self.live, &event) {
             let partition = partition_of(&key, self.partitions)?;
             let pending = self.frames.entry(partition).or_default();
@@ -455,6 +464,7 @@ impl Worker {
                 .inc();
             tracing::warn!(rule = %rule, error = %error, "rule evaluation failed; the rule backs off");
         }
+        self.urgent |= !out.transitions.is_empty();
         for alert in &out.transitions {
             let status = match alert.status {
                 AlertStatus::Firing => "firing",
@@ -612,6 +622,7 @@ impl Worker {
         self.producer.commit_transaction(TXN_TIMEOUT)?;
         self.producer.begin_transaction()?;
         self.pending = false;
+        self.urgent = false;
         for shard in self.shards.values_mut() {
             shard.touched = false;
         }
@@ -657,6 +668,7 @@ impl Worker {
             self.abort()?;
             self.producer.begin_transaction()?;
             self.pending = false;
+            self.urgent = false;
             self.frames.clear();
             // What was routed and marked in the aborted transaction is routed again; a
             // marker must not run ahead of the copies it vouches for.
