@@ -168,13 +168,14 @@ impl RulesStage {
             loop {
                 let attempt = (|| -> Result<(), Error> {
                     let consumer = consumer(kafka, config, metrics)?;
-                    let producer = kafka.transactional_producer(
-                        "rules",
-                        &format!("{}.{}", config.rules.group, config.rules.instance_name()),
-                    )?;
+                    let id = format!("{}.{}", config.rules.group, config.rules.instance_name());
+                    let producers = [
+                        kafka.transactional_producer("rules", &id)?,
+                        kafka.transactional_producer("rules", &format!("{id}.1"))?,
+                    ];
                     let mut worker = Worker::new(
                         kafka.clone(),
-                        producer,
+                        producers,
                         topics(config),
                         *partitions,
                         rules.clone(),

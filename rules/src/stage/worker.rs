@@ -1,6 +1,6 @@
 //! The rules stage's consume-process-produce loop, on its own thread. One consumer reads
-//! `relec.incidents` and the repartition topic in one group; one transactional producer
-//! writes re-keyed incidents, alerts and changelog records. Every `commit_interval` the
+//! `relec.incidents` and the repartition topic in one group; transactional producers (two,
+//! taking turns, one transaction at a time) write re-keyed incidents, alerts and changelog records. Every `commit_interval` the
 //! changed state is checkpointed and the whole transaction (outputs, state, offsets of
 //! both topics) commits at once, so after a crash or a rebalance the input is read again
 //! exactly from where the committed state and alerts left off.
@@ -136,7 +136,12 @@ struct Shard {
 
 pub(crate) struct Worker {
     pub kafka: relec_plumbing::kafka::Kafka,
-    pub producer: BaseProducer,
+    /// Transactions take turns on these: after a commit the broker still writes the
+    /// transaction's markers, and the same transactional id's next transaction waits for
+    /// them (librdkafka retries every 20 ms; one commit in ten of a live stream did).
+    producers: [BaseProducer; 2],
+    /// The one with the open transaction.
+    turn: usize,
     pub topics: Topics,
     /// Partitions of the repartition (and changelog) topic, and of the incidents topic.
     pub partitions: i32,
@@ -174,7 +179,7 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         kafka: relec_plumbing::kafka::Kafka,
-        producer: BaseProducer,
+        producers: [BaseProducer; 2],
         topics: Topics,
         (partitions, sources): (i32, i32),
         rules: watch::Receiver<RuleSet>,
@@ -190,7 +195,8 @@ impl Worker {
         let live = rules.borrow().rules.to_vec();
         Self {
             kafka,
-            producer,
+            producers,
+            turn: 0,
             topics,
             partitions,
             sources,
@@ -224,8 +230,10 @@ impl Worker {
         consumer: &BaseConsumer<Context>,
         shutdown: &CancellationToken,
     ) -> Result<(), Error> {
-        self.producer.init_transactions(TXN_TIMEOUT)?;
-        self.producer.begin_transaction()?;
+        for producer in &self.producers {
+            producer.init_transactions(TXN_TIMEOUT)?;
+        }
+        self.producer().begin_transaction()?;
         let result = self.work(consumer, shutdown);
         if result.is_err() {
             self.metrics.aborts.inc();
@@ -234,14 +242,19 @@ impl Worker {
         result
     }
 
+    /// The producer of the open transaction.
+    fn producer(&self) -> &BaseProducer {
+        &self.producers[self.turn]
+    }
+
     /// Aborts the open transaction. What is still queued is dropped first and the
     /// delivery reports of what was in flight are served: librdkafka's abort waits for
     /// them, and nothing else polls this producer meanwhile.
     fn abort(&self) -> Result<(), Error> {
-        self.producer
+        self.producer()
             .purge(PurgeConfig::default().queue().inflight());
-        polled::await_acks(&self.producer, Instant::now() + TXN_TIMEOUT);
-        Ok(self.producer.abort_transaction(TXN_TIMEOUT)?)
+        polled::await_acks(self.producer(), Instant::now() + TXN_TIMEOUT);
+        Ok(self.producer().abort_transaction(TXN_TIMEOUT)?)
     }
 
     fn work(
@@ -273,7 +286,9 @@ impl Worker {
                     }
                 }
             }
-            self.producer.poll(Duration::ZERO);
+            for producer in &self.producers {
+                producer.poll(Duration::ZERO);
+            }
             self.advance_idle();
             if self.last_commit.elapsed() >= self.commit_interval || (self.urgent && caught_up) {
                 self.commit(consumer)?;
@@ -615,12 +630,13 @@ impl Worker {
         }
         // commit_transaction flushes, but rdkafka's flush polls in steps of up to 100 ms;
         // waiting for the acknowledgements first saves most of that.
-        polled::await_acks(&self.producer, Instant::now() + TXN_TIMEOUT);
+        polled::await_acks(self.producer(), Instant::now() + TXN_TIMEOUT);
         let group = consumer.group_metadata().ok_or(Error::NotAssigned(-1))?;
-        self.producer
+        self.producer()
             .send_offsets_to_transaction(&offsets, &group, TXN_TIMEOUT)?;
-        self.producer.commit_transaction(TXN_TIMEOUT)?;
-        self.producer.begin_transaction()?;
+        self.producer().commit_transaction(TXN_TIMEOUT)?;
+        self.turn = (self.turn + 1) % self.producers.len();
+        self.producer().begin_transaction()?;
         self.pending = false;
         self.urgent = false;
         for shard in self.shards.values_mut() {
@@ -666,7 +682,7 @@ impl Worker {
         if self.pending {
             self.metrics.aborts.inc();
             self.abort()?;
-            self.producer.begin_transaction()?;
+            self.producer().begin_transaction()?;
             self.pending = false;
             self.urgent = false;
             self.frames.clear();
@@ -742,7 +758,7 @@ impl Worker {
     /// Enqueues a record, waiting while the producer's queue is full.
     fn send(&self, record: BaseRecord<'_, [u8], [u8]>) -> Result<(), Error> {
         Ok(polled::send(
-            &self.producer,
+            self.producer(),
             record,
             Instant::now() + TXN_TIMEOUT,
         )?)
