@@ -1,9 +1,11 @@
 //! The rules stage's consume-process-produce loop, on its own thread. One consumer reads
 //! `relec.incidents` and the repartition topic in one group; transactional producers (two,
-//! taking turns, one transaction at a time) write re-keyed incidents, alerts and changelog records. Every `commit_interval` the
-//! changed state is checkpointed and the whole transaction (outputs, state, offsets of
-//! both topics) commits at once, so after a crash or a rebalance the input is read again
-//! exactly from where the committed state and alerts left off.
+//! taking turns, one transaction at a time) write re-keyed incidents, alerts and changelog
+//! records. Every `commit_interval`, or as soon as the input is read to its end when the
+//! transaction holds something urgent, the changed state is checkpointed and the whole
+//! transaction (outputs, state, offsets of both topics) commits at once, so after a crash
+//! or a rebalance the input is read again exactly from where the committed state and
+//! alerts left off.
 
 use std::{
     collections::{BTreeMap, HashMap},
