@@ -153,9 +153,7 @@ impl NotifierStage {
 
         // The checkpoint stands between an alert and its deliveries, and a delivery's
         // recorded end between it and the alert's commit: neither has a batch to fill.
-        let mut eager = config.clone();
-        eager.kafka.producer.linger = Duration::ZERO;
-        let eager = Kafka::connect_like(&self.kafka, &eager);
+        let eager = self.kafka.eager();
         let result = async {
             // Fencing first: a former instance's open transaction would hold the read up.
             let mut state = StateWriter::new(&eager, &t.notifier_deliveries.name, &n.group);

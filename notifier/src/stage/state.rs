@@ -108,12 +108,9 @@ pub async fn restore(
     Ok(restored)
 }
 
-/// Transactional producers the checkpoints take turns on. After a commit the broker
-/// still writes the transaction's markers; a producer starting its next transaction
-/// before they are written is answered "concurrent transactions" and retries every
-/// 20 ms, which measured 40-800 ms per checkpoint on one producer. Taking turns gives
-/// each producer the time of the others' checkpoints to finish. Checkpoints still
-/// commit one at a time, so records of one key stay in the order they were written.
+/// Transactional producers the checkpoints take turns on ([`Kafka::turn_id`]): a
+/// checkpoint follows another every few milliseconds under load, so each producer gets the
+/// time of three others' checkpoints for its markers to be written.
 pub const WRITERS: usize = 4;
 
 /// Writes checkpoints in transactions under the transactional ids `<group>.notifier`
@@ -161,10 +158,7 @@ impl StateWriter {
         if let Some(p) = &self.producers[i] {
             return Ok(p.clone());
         }
-        let id = match i {
-            0 => format!("{}.notifier", self.group),
-            i => format!("{}.notifier.{i}", self.group),
-        };
+        let id = Kafka::turn_id(&format!("{}.notifier", self.group), i);
         let producer: BaseProducer = self.kafka.transactional_producer("notifier", &id)?;
         let producer = Arc::new(producer);
         let p = producer.clone();

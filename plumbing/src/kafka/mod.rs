@@ -78,6 +78,14 @@ impl Kafka {
         }
     }
 
+    /// The same clients, but producers send each record at once instead of lingering to
+    /// fill a batch: for writes something waits on (a checkpoint, a measured publish).
+    pub fn eager(&self) -> Self {
+        let mut eager = self.clone();
+        eager.config.producer.linger = Duration::ZERO;
+        eager
+    }
+
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
     }
@@ -165,6 +173,18 @@ impl Kafka {
         id: &str,
     ) -> Result<P, Error> {
         Ok(self.transactional_config(role, id).create()?)
+    }
+
+    /// The transactional id of a stage's `turn`-th producer: `id`, then `id.1`, `id.2`, ...
+    /// Stages take turns on a few transactional producers, one transaction at a time:
+    /// after a commit the broker still writes the transaction's markers, and the same id's
+    /// next transaction waits for them ("concurrent transactions", which librdkafka retries
+    /// every 20 ms). Records of one key still go out in the order they were written.
+    pub fn turn_id(id: &str, turn: usize) -> String {
+        match turn {
+            0 => id.to_owned(),
+            n => format!("{id}.{n}"),
+        }
     }
 
     /// The settings of [`Kafka::transactional_producer`], for a producer with a context of

@@ -329,10 +329,9 @@ async fn one_round(
     });
     // The alerts' publisher sends each at once (no linger): latency is counted from the
     // publish call, and the time it would wait to fill a batch is not the notifier's.
-    let mut eager = config.clone();
-    eager.kafka.producer.linger = Duration::ZERO;
     let producer = Arc::new(
-        Kafka::connect_like(kafka, &eager)
+        kafka
+            .eager()
             .record_producer::<Alert>("bench", &config.topics.alerts.name)
             .await?,
     );

@@ -170,8 +170,8 @@ impl RulesStage {
                     let consumer = consumer(kafka, config, metrics)?;
                     let id = format!("{}.{}", config.rules.group, config.rules.instance_name());
                     let producers = [
-                        kafka.transactional_producer("rules", &id)?,
-                        kafka.transactional_producer("rules", &format!("{id}.1"))?,
+                        kafka.transactional_producer("rules", &Kafka::turn_id(&id, 0))?,
+                        kafka.transactional_producer("rules", &Kafka::turn_id(&id, 1))?,
                     ];
                     let mut worker = Worker::new(
                         kafka.clone(),

@@ -25,7 +25,7 @@ use rdkafka::{
     producer::{BaseProducer, BaseRecord, Producer, PurgeConfig},
     statistics::Statistics,
 };
-use relec_plumbing::kafka::{polled, rejected};
+use relec_plumbing::kafka::{Kafka, polled, rejected};
 use relec_schemas::{Alert, AlertStatus, Decoder, Encoder, IncidentEvent, validate::validate};
 use rhai::Engine;
 use serde::{Deserialize, Serialize};
@@ -137,10 +137,9 @@ struct Shard {
 }
 
 pub(crate) struct Worker {
-    pub kafka: relec_plumbing::kafka::Kafka,
-    /// Transactions take turns on these: after a commit the broker still writes the
-    /// transaction's markers, and the same transactional id's next transaction waits for
-    /// them (librdkafka retries every 20 ms; one commit in ten of a live stream did).
+    pub kafka: Kafka,
+    /// Transactions take turns on these ([`Kafka::turn_id`]; one commit in ten of a live
+    /// stream waited for the markers of the one before on a single producer).
     producers: [BaseProducer; 2],
     /// The one with the open transaction.
     turn: usize,
@@ -180,7 +179,7 @@ pub(crate) struct Worker {
 impl Worker {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        kafka: relec_plumbing::kafka::Kafka,
+        kafka: Kafka,
         producers: [BaseProducer; 2],
         topics: Topics,
         (partitions, sources): (i32, i32),
@@ -288,9 +287,9 @@ impl Worker {
                     }
                 }
             }
-            for producer in &self.producers {
-                producer.poll(Duration::ZERO);
-            }
+            // The other producer has nothing in flight: its commit waited for every
+            // acknowledgement.
+            self.producer().poll(Duration::ZERO);
             self.advance_idle();
             if self.last_commit.elapsed() >= self.commit_interval || (self.urgent && caught_up) {
                 self.commit(consumer)?;
@@ -338,8 +337,8 @@ impl Worker {
         let routed = self.routed.entry(m.partition()).or_insert((i64::MIN, None));
         routed.0 = routed.0.max(event.reported_at);
         let event = Arc::new(event);
-        self.urgent |=
-            (self.live.iter()).any(|r| r.trigger == Trigger::Immediate && r.matches(&event));
+        self.urgent = self.urgent
+            || (self.live.iter()).any(|r| r.trigger == Trigger::Immediate && r.matches(&event));
         for key in route_keys(&self.live, &event) {
             let partition = partition_of(&key, self.partitions)?;
             let pending = self.frames.entry(partition).or_default();
