@@ -912,6 +912,28 @@ async fn reports_published_after_their_day_was_evaluated_are_counted_late() {
     );
 }
 
+/// Input partitions read to their end hold event time back no longer; when a burst then
+/// lands on all of them (some milliseconds apart, as a producer's batches to different
+/// partitions do), the one read first must not carry event time past the others. It once
+/// did, and a whole partition's reports, in order as published, counted late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_after_the_input_went_idle_counts_nothing_late() {
+    let events = stream(40, 0.3, &[]);
+    let (before, burst): (Vec<_>, Vec<_>) =
+        (events.iter().cloned()).partition(|e| e.reported_at < START_MS + 20 * DAY_MS);
+    let bed = Bed::new().await;
+    bed.publish(&before).await;
+    let mut stage = bed.start("only", &pack_dir(), "10s");
+    settle(&bed, &mut [&mut stage]).await;
+    // Every input partition is found idle a second after its last record.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    bed.publish(&burst).await;
+    let text = settle(&bed, &mut [&mut stage]).await.remove(0);
+    let count = |outcome| metric(&text, "relec_rules_events_total", &[("outcome", outcome)]);
+    assert_eq!(count("late"), Some(0.0));
+    assert_eq!(count("processed"), Some(copies(&events) as f64));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arrival_order_within_the_lateness_changes_no_transition() {
     let events = stream(140, 1.0, &SCENARIOS);

@@ -8,6 +8,7 @@
 
 mod frame;
 mod restore;
+mod sources;
 mod worker;
 
 use std::{sync::Arc, time::Duration};

@@ -28,7 +28,6 @@ use rdkafka::{
 use relec_plumbing::kafka::{Kafka, polled, rejected};
 use relec_schemas::{Alert, AlertStatus, Decoder, Encoder, IncidentEvent, validate::validate};
 use rhai::Engine;
-use serde::{Deserialize, Serialize};
 use tokio::{runtime::Handle, sync::watch};
 use tokio_util::sync::CancellationToken;
 
@@ -43,14 +42,12 @@ use crate::{
 use super::{
     frame::{self, FRAME_HEADER, FRAME_VERSION, Pending, partition_of},
     restore::restore,
+    sources::{Marker, Sources},
 };
 
 /// Header of the watermark markers the router writes to every repartition partition.
 pub const WATERMARK_HEADER: &str = "relec.watermark";
 
-/// An input partition that sent nothing for this long is checked against its end offset:
-/// if it has been read to the end it is idle and holds event time back no longer.
-const QUIET: Duration = Duration::from_secs(1);
 /// How long one poll waits for a record before the loop looks at commits and reloads.
 const POLL: Duration = Duration::from_millis(20);
 /// How long a transaction call may take before the worker gives up and starts over.
@@ -99,18 +96,6 @@ impl ClientContext for Context {
     }
 }
 
-/// What the router tells every repartition partition about one input partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Marker {
-    /// The input partition, and how many there are.
-    pub source: i32,
-    pub of: i32,
-    /// The latest report time routed from it.
-    pub watermark: i64,
-    /// Read to its end: it holds event time back no longer.
-    pub idle: bool,
-}
-
 impl ConsumerContext for Context {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
         self.rebalanced.store(true, Ordering::SeqCst);
@@ -144,9 +129,8 @@ pub(crate) struct Worker {
     /// The one with the open transaction.
     turn: usize,
     pub topics: Topics,
-    /// Partitions of the repartition (and changelog) topic, and of the incidents topic.
+    /// Partitions of the repartition (and changelog) topic.
     pub partitions: i32,
-    pub sources: i32,
     pub rules: watch::Receiver<RuleSet>,
     pub engine: Arc<Engine>,
     pub settings: Settings,
@@ -161,12 +145,8 @@ pub(crate) struct Worker {
     shards: BTreeMap<i32, Shard>,
     /// Copies routed but not yet written, by repartition partition.
     frames: BTreeMap<i32, Pending>,
-    /// Per assigned input partition: the latest report time routed, and the marker last
-    /// sent about it.
-    routed: BTreeMap<i32, (i64, Option<Marker>)>,
-    /// Per assigned input partition: when a record last came from it, and whether it was
-    /// found read to its end since.
-    activity: BTreeMap<i32, (Instant, bool)>,
+    /// Event time at the router: what each assigned input partition vouches for.
+    sources: Sources,
     last_input: Instant,
     /// Something was consumed or produced since the last commit.
     pending: bool,
@@ -200,7 +180,6 @@ impl Worker {
             turn: 0,
             topics,
             partitions,
-            sources,
             rules,
             engine,
             settings,
@@ -214,8 +193,7 @@ impl Worker {
             live,
             shards: BTreeMap::new(),
             frames: BTreeMap::new(),
-            routed: BTreeMap::new(),
-            activity: BTreeMap::new(),
+            sources: Sources::new(sources),
             last_input: Instant::now(),
             pending: false,
             urgent: false,
@@ -333,9 +311,7 @@ impl Worker {
                 .collect();
             return self.reject(m, "invalid", &detail.join("; "));
         }
-        self.activity.insert(m.partition(), (Instant::now(), false));
-        let routed = self.routed.entry(m.partition()).or_insert((i64::MIN, None));
-        routed.0 = routed.0.max(event.reported_at);
+        (self.sources).record(m.partition(), event.reported_at, Instant::now());
         let event = Arc::new(event);
         self.urgent = self.urgent
             || (self.live.iter()).any(|r| r.trigger == Trigger::Immediate && r.matches(&event));
@@ -517,46 +493,21 @@ impl Worker {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        for (watermark, _) in self.routed.values_mut() {
-            *watermark = (*watermark).max(now);
-        }
+        self.sources.follow_clock(now);
     }
 
-    /// Markers for the input partitions whose watermark or idleness changed.
-    fn markers(&mut self, consumer: &BaseConsumer<Context>) -> Vec<Marker> {
-        self.find_idle(consumer);
-        let mut changed = Vec::new();
-        for (&source, (watermark, sent)) in &mut self.routed {
-            let marker = Marker {
-                source,
-                of: self.sources,
-                watermark: *watermark,
-                idle: self.activity.get(&source).is_some_and(|a| a.1),
-            };
-            if *sent != Some(marker) {
-                *sent = Some(marker);
-                changed.push(marker);
-            }
-        }
-        changed
-    }
-
-    /// Marks idle the input partitions that sent nothing for [`QUIET`] and whose consumed
-    /// position has reached their end (or that are empty), as the broker says now.
+    /// Asks the broker about the input partitions whose idleness is in question: read to
+    /// their end (or empty), or not.
     fn find_idle(&mut self, consumer: &BaseConsumer<Context>) {
-        let quiet: Vec<i32> = self
-            .activity
-            .iter()
-            .filter(|(_, (last, idle))| !idle && last.elapsed() >= QUIET)
-            .map(|(p, _)| *p)
-            .collect();
-        if quiet.is_empty() {
+        let asked = Instant::now();
+        let check = self.sources.to_check(asked);
+        if check.is_empty() {
             return;
         }
         let Ok(positions) = consumer.position() else {
             return;
         };
-        for p in quiet {
+        for p in check {
             let Ok((low, high)) =
                 consumer.fetch_watermarks(&self.topics.incidents, p, Duration::from_secs(1))
             else {
@@ -568,17 +519,16 @@ impl Worker {
                     Offset::Offset(o) => Some(o),
                     _ => None,
                 });
-            let idle = low == high || position.is_some_and(|o| o >= high);
-            if let Some(activity) = self.activity.get_mut(&p) {
-                activity.1 = idle;
-            }
+            let at_end = low == high || position.is_some_and(|o| o >= high);
+            self.sources.checked(p, at_end, asked);
         }
     }
 
     /// Checkpoints the changed state, marks the partitions with the router's watermark,
     /// and commits it all with the consumed offsets.
     fn commit(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
-        let markers = self.markers(consumer);
+        self.find_idle(consumer);
+        let markers = self.sources.markers();
         if !self.pending && markers.is_empty() {
             self.last_commit = Instant::now();
             return Ok(());
@@ -687,14 +637,7 @@ impl Worker {
             self.pending = false;
             self.urgent = false;
             self.frames.clear();
-            // What was routed and marked in the aborted transaction is routed again; a
-            // marker must not run ahead of the copies it vouches for.
-            for routed in self.routed.values_mut() {
-                *routed = (i64::MIN, None);
-            }
-            for activity in self.activity.values_mut() {
-                *activity = (Instant::now(), false);
-            }
+            self.sources.restart(Instant::now());
         }
         let assignment = consumer.assignment()?;
         tracing::info!(
@@ -711,14 +654,7 @@ impl Worker {
             .filter(|e| e.topic() == self.topics.incidents)
             .map(|e| e.partition())
             .collect();
-        self.routed.retain(|p, _| inputs.contains(p));
-        self.activity.retain(|p, _| inputs.contains(p));
-        for &p in &inputs {
-            self.activity.entry(p).or_insert((Instant::now(), false));
-        }
-        for p in inputs {
-            self.routed.entry(p).or_insert((i64::MIN, None));
-        }
+        self.sources.assign(&inputs, Instant::now());
         let assigned: Vec<i32> = assignment
             .elements()
             .iter()
