@@ -294,7 +294,8 @@ fn window_sums(g: &Group, f: &str, w: i64, n: i64, offset: i64, function: &str) 
         )
         .into());
     }
-    Ok((0..n).rev().map(|k| sum(g, f, w, offset + k * w)).collect())
+    let sums = g.state.windows(f, g.day - offset, w, n).unwrap_or_default();
+    Ok(sums.into_iter().map(|s| s as FLOAT).collect())
 }
 
 /// The `n` window sums before the current window; `function` names the caller in errors.

@@ -62,14 +62,19 @@ impl Counters {
 
     /// One field by name (see [`FIELDS`]).
     pub fn field(&self, name: &str) -> Option<i64> {
+        Some(Self::getter(name)?(self))
+    }
+
+    /// What reads one field, looked up once for many counters.
+    pub fn getter(name: &str) -> Option<fn(&Counters) -> i64> {
         Some(match name {
-            "events" => self.events,
-            "persons" => self.persons,
-            "facilitators" => self.facilitators,
-            "victims" => self.victims,
-            "dead" => self.dead,
-            "missing" => self.missing,
-            "minors" => self.minors,
+            "events" => |c| c.events,
+            "persons" => |c| c.persons,
+            "facilitators" => |c| c.facilitators,
+            "victims" => |c| c.victims,
+            "dead" => |c| c.dead,
+            "missing" => |c| c.missing,
+            "minors" => |c| c.minors,
             _ => return None,
         })
     }
@@ -200,7 +205,13 @@ impl KeyState {
 
     /// Daily sums of `field` for days `from..=to`, oldest first, zeros included.
     pub fn daily(&self, field: &str, from: Day, to: Day) -> Option<Vec<i64>> {
-        daily_range(&self.days, field, from, to)
+        windows(&self.days, field, to, 1, to - from + 1)
+    }
+
+    /// Sums of `field` over `n` consecutive windows of `w` days, the last ending on day
+    /// `to`, oldest first.
+    pub fn windows(&self, field: &str, to: Day, w: i64, n: i64) -> Option<Vec<i64>> {
+        windows(&self.days, field, to, w, n)
     }
 
     /// Sum of `field` for one sub-key over days `from..=to` (0 if never seen).
@@ -317,29 +328,26 @@ fn merge_seen(into: &mut Option<Seen>, from: Option<Seen>) {
 }
 
 fn sum_range(days: &BTreeMap<Day, Counters>, field: &str, from: Day, to: Day) -> Option<i64> {
-    Counters::default().field(field)?;
-    if from > to {
-        return Some(0);
-    }
-    Some(
-        days.range(from..=to)
-            .filter_map(|(_, c)| c.field(field))
-            .sum(),
-    )
+    windows(days, field, to, to - from + 1, 1).map(|sums| sums.first().copied().unwrap_or(0))
 }
 
-fn daily_range(
+/// One pass over the days of all `n` windows (a baseline of 52 weeks is one range, not 52).
+fn windows(
     days: &BTreeMap<Day, Counters>,
     field: &str,
-    from: Day,
     to: Day,
+    w: i64,
+    n: i64,
 ) -> Option<Vec<i64>> {
-    Counters::default().field(field)?;
-    let mut out = vec![0; (to - from + 1).max(0) as usize];
-    for (day, c) in days.range(from..=to) {
-        out[(day - from) as usize] = c.field(field).unwrap_or(0);
+    let get = Counters::getter(field)?;
+    let mut sums = vec![0; n.max(0) as usize];
+    if w > 0 && n > 0 {
+        let from = to - w * n + 1;
+        for (day, c) in days.range(from..=to) {
+            sums[((day - from) / w) as usize] += get(c);
+        }
     }
-    Some(out)
+    Some(sums)
 }
 
 /// What `event` adds to each sub-key of `dim`. For nationality, persons are split by the
@@ -370,6 +378,25 @@ mod tests {
 
     use super::*;
     use crate::time::DAY_MS;
+
+    #[test]
+    fn consecutive_windows_are_the_sums_of_each_window() {
+        let mut s = KeyState::default();
+        for i in 0..200u64 {
+            let mut e = sample::incident(2, i);
+            e.occurred_at = (i as i64 * 7 % 61) * DAY_MS;
+            s.add(&e, &[]);
+        }
+        for (to, w, n) in [(60, 7, 8), (59, 1, 61), (30, 5, 3), (100, 14, 4), (3, 7, 2)] {
+            let each: Vec<i64> = (0..n)
+                .rev()
+                .map(|k| s.sum("persons", to - k * w - w + 1, to - k * w).unwrap())
+                .collect();
+            assert_eq!(s.windows("persons", to, w, n), Some(each), "{to} {w} {n}");
+        }
+        assert_eq!(s.windows("persons", 60, 7, 0), Some(vec![]));
+        assert_eq!(s.windows("nonsense", 60, 7, 2), None);
+    }
 
     #[test]
     fn buckets_sum_windows_and_breakdowns() {

@@ -33,8 +33,9 @@ const POLL: Duration = Duration::from_millis(10);
 /// How long one measurement may take before the run is declared stuck.
 const MAX_WAIT: Duration = Duration::from_secs(600);
 /// Alerts are counted once no transition has come for this long with nothing left to
-/// read: the router marks its inputs idle from librdkafka's statistics, which come every
-/// second, and the last days close only when those marks arrive.
+/// read: the router finds an input partition idle a second after its last record (and
+/// asks again about the others before event time passes them), and the last days close
+/// only when those marks arrive.
 const SETTLE: Duration = Duration::from_secs(2);
 /// The longest wait for that, after which the alerts are counted as they are.
 const MAX_SETTLE: Duration = Duration::from_secs(15);
