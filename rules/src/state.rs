@@ -328,7 +328,11 @@ fn merge_seen(into: &mut Option<Seen>, from: Option<Seen>) {
 }
 
 fn sum_range(days: &BTreeMap<Day, Counters>, field: &str, from: Day, to: Day) -> Option<i64> {
-    windows(days, field, to, to - from + 1, 1).map(|sums| sums.first().copied().unwrap_or(0))
+    let get = Counters::getter(field)?;
+    if from > to {
+        return Some(0);
+    }
+    Some(days.range(from..=to).map(|(_, c)| get(c)).sum())
 }
 
 /// One pass over the days of all `n` windows (a baseline of 52 weeks is one range, not 52).
