@@ -934,6 +934,34 @@ async fn a_burst_after_the_input_went_idle_counts_nothing_late() {
     assert_eq!(count("processed"), Some(copies(&events) as f64));
 }
 
+/// After a restart the consumer has read nothing from an input partition with nothing new,
+/// so librdkafka knows no position there: it is read to its end all the same (at its
+/// committed offset), and must not hold event time back until a record comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_a_partition_with_nothing_new_does_not_hold_event_time_back() {
+    let events = stream(40, 0.3, &[]);
+    let (before, later): (Vec<_>, Vec<_>) =
+        (events.into_iter()).partition(|e| e.reported_at < START_MS + 20 * DAY_MS);
+    let later: Vec<_> = (later.into_iter())
+        .filter(|e| e.route == "AFG-IRN-NIMROZ")
+        .collect();
+    let bed = Bed::new().await;
+    bed.publish(&before).await;
+    let mut stage = bed.start("only", &pack_dir(), "10s");
+    settle(&bed, &mut [&mut stage]).await;
+    stage.kill();
+    bed.publish(&later).await;
+    let mut stage = bed.start("only", &pack_dir(), "10s");
+    let text = settle(&bed, &mut [&mut stage]).await.remove(0);
+    let event_time = metric(&text, "relec_rules_watermark_seconds", &[]).expect("event time");
+    assert_eq!(
+        event_time as i64,
+        last_report(&later) / 1000,
+        "event time stopped at {} days",
+        (event_time as i64 * 1000 - START_MS) as f64 / DAY_MS as f64
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arrival_order_within_the_lateness_changes_no_transition() {
     let events = stream(140, 1.0, &SCENARIOS);

@@ -507,18 +507,31 @@ impl Worker {
         let Ok(positions) = consumer.position() else {
             return;
         };
+        let offset = |list: &TopicPartitionList, p: i32| {
+            list.find_partition(&self.topics.incidents, p)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+        };
+        // librdkafka knows a position only once a record has been consumed there: until
+        // then (after a start or a rebalance) the group's committed offset is where reading
+        // stands.
+        let mut unknown = TopicPartitionList::new();
+        for &p in check.iter().filter(|&&p| offset(&positions, p).is_none()) {
+            unknown.add_partition(&self.topics.incidents, p);
+        }
+        let committed = match unknown.count() {
+            0 => TopicPartitionList::new(),
+            _ => (consumer.committed_offsets(unknown, Duration::from_secs(1))).unwrap_or_default(),
+        };
         for p in check {
             let Ok((low, high)) =
                 consumer.fetch_watermarks(&self.topics.incidents, p, Duration::from_secs(1))
             else {
                 continue;
             };
-            let position = positions
-                .find_partition(&self.topics.incidents, p)
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                });
+            let position = offset(&positions, p).or_else(|| offset(&committed, p));
             let at_end = low == high || position.is_some_and(|o| o >= high);
             self.sources.checked(p, at_end, asked);
         }
