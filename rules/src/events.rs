@@ -11,6 +11,8 @@ pub const OUTCOMES: [&str; 4] = ["processed", "duplicate", "late", "skipped"];
 
 #[derive(Debug, Clone)]
 pub struct RulesMetrics {
+    /// Incidents read from the input topic, before routing (rejected ones too).
+    pub incidents: IntCounter,
     /// Routed copies of incidents, by outcome (`skipped`: undecodable or invalid).
     pub events: IntCounterVec,
     /// How far behind the watermark each event's report arrived.
@@ -40,6 +42,10 @@ impl RulesMetrics {
         let gauge = |name: &str, help: &str| IntGauge::with_opts(Opts::new(name, help));
         let counter = |name: &str, help: &str| IntCounter::with_opts(Opts::new(name, help));
         let m = Self {
+            incidents: counter(
+                "relec_rules_incidents_total",
+                "Incidents read from the input topic by the router, before they are routed (undecodable and invalid ones too).",
+            )?,
             events: IntCounterVec::new(
                 Opts::new(
                     "relec_rules_events_total",
@@ -155,6 +161,7 @@ impl RulesMetrics {
         for state in ["pending", "firing"] {
             m.alerts.with_label_values(&[state]);
         }
+        registry.register(Box::new(m.incidents.clone()))?;
         registry.register(Box::new(m.events.clone()))?;
         registry.register(Box::new(m.lateness.clone()))?;
         registry.register(Box::new(m.evaluations.clone()))?;

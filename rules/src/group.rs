@@ -31,6 +31,7 @@ pub struct Verdict {
     pub fire: bool,
     pub value: f64,
     pub threshold: Option<f64>,
-    /// Extra template values (`{{name}}`), rendered as strings.
+    /// Extra template values (`{{name}}`), rendered as strings; kept only when `fire`, as
+    /// only a firing alert's templates read them.
     pub values: BTreeMap<String, String>,
 }

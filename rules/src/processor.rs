@@ -495,7 +495,12 @@ impl Processor {
         event: Option<Arc<IncidentEvent>>,
         out: &mut Output,
     ) -> Option<Verdict> {
-        let backoff = self.backoff.entry(rule.id.clone()).or_default();
+        // Looked up before inserting: this runs on every evaluation, and an entry's key
+        // would be a new copy of the id each time.
+        if !self.backoff.contains_key(&rule.id) {
+            self.backoff.insert(rule.id.clone(), Backoff::default());
+        }
+        let backoff = self.backoff.get_mut(&rule.id).expect("inserted above");
         if backoff.skip > 0 {
             backoff.skip -= 1;
             return None;

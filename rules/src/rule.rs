@@ -412,16 +412,19 @@ fn verdict(value: Dynamic) -> Result<Verdict, String> {
             value.type_name()
         ));
     }
-    let mut verdict = Verdict::default();
-    let mut fire = None;
-    for (key, v) in value.cast::<Map>() {
+    let map = value.cast::<Map>();
+    let fire = map
+        .get("fire")
+        .ok_or("the returned map has no `fire`")?
+        .as_bool()
+        .map_err(|t| format!("`fire` must be a bool, not {t}"))?;
+    let mut verdict = Verdict {
+        fire,
+        ..Verdict::default()
+    };
+    for (key, v) in map {
         match key.as_str() {
-            "fire" => {
-                fire = Some(
-                    v.as_bool()
-                        .map_err(|t| format!("`fire` must be a bool, not {t}"))?,
-                )
-            }
+            "fire" => {}
             "value" if v.is_unit() => {}
             "value" => {
                 verdict.value = number(&v)
@@ -434,12 +437,14 @@ fn verdict(value: Dynamic) -> Result<Verdict, String> {
                 })?;
                 verdict.threshold = Some(t);
             }
+            // Only a firing alert's templates use them: an immediate rule returns them
+            // for every event, and rendering each as text was much of its cost.
+            _ if !fire => {}
             _ => {
                 verdict.values.insert(key.to_string(), text(&v));
             }
         }
     }
-    verdict.fire = fire.ok_or("the returned map has no `fire`")?;
     Ok(verdict)
 }
 

@@ -55,6 +55,8 @@ pub struct Options {
 /// The stage's own account of one round, read from its metrics.
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
+    /// Incidents the router has read from the input topic.
+    incidents: u64,
     processed: u64,
     duplicate: u64,
     late: u64,
@@ -95,6 +97,7 @@ impl Counts {
             ) as u64
         };
         Self {
+            incidents: value("relec_rules_incidents_total", None) as u64,
             processed: events("processed"),
             duplicate: events("duplicate"),
             late: events("late"),
@@ -418,8 +421,10 @@ async fn stage(config: &Config, kafka: &Kafka, expected: u64) -> anyhow::Result<
         if ready_secs.is_none() && counts.partitions > 0 {
             ready_secs = Some(started.elapsed().as_secs_f64());
         }
-        if first_secs.is_none() && counts.copies() > 0 {
-            // Metrics are read every POLL: the first copy was done at most that long ago.
+        if first_secs.is_none() && counts.incidents > 0 {
+            // Metrics are read every POLL: the first record was read at most that long ago.
+            // (Not the first copy processed: copies become readable only once the router's
+            // first transaction commits, and the routing before it is the stage's work too.)
             first_secs = Some(started.elapsed().saturating_sub(POLL).as_secs_f64());
         }
         if counts.copies() >= expected {

@@ -297,6 +297,7 @@ impl Worker {
     /// are counted, copied to the rejected topic in the same transaction, and passed over).
     fn route(&mut self, m: &BorrowedMessage<'_>) -> Result<(), Error> {
         self.last_input = Instant::now();
+        self.metrics.incidents.inc();
         let payload = m.payload().unwrap_or_default();
         let event = match self.decode(payload) {
             Ok(e) => e,
