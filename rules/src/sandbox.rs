@@ -128,6 +128,7 @@ pub fn engine(limits: &Limits) -> Engine {
     });
     forbid(&mut engine);
     register_group(&mut engine);
+    register_event(&mut engine);
     register_stats(&mut engine);
     crate::detectors::register(&mut engine);
     engine
@@ -378,17 +379,49 @@ fn days_since_seen(g: &mut Group) -> Dynamic {
     }
 }
 
-/// The event as a map of its fields, as in its JSON form (absent options are `()`).
+/// `g.event`: the event that triggered an immediate rule, read field by field as in its
+/// JSON form (`g.event.dead`, `g.event["route"]`; absent options are `()`), or `()` for a
+/// day evaluation. A handle, not a map: immediate rules run on every event and read a few
+/// fields, and building the whole map each time was most of their cost.
+#[derive(Debug, Clone)]
+pub struct Event(Arc<IncidentEvent>);
+
 fn event(g: &mut Group) -> Dynamic {
     g.event
-        .as_deref()
-        .map_or(Dynamic::UNIT, |e| Dynamic::from_map(event_map(e)))
+        .clone()
+        .map_or(Dynamic::UNIT, |e| Dynamic::from(Event(e)))
 }
 
-/// Built field by field rather than through `serde_json::Value`: immediate rules read
-/// `g.event` on every event, and the detour through JSON was most of their cost. The
-/// test `event_map_is_the_json_form` holds the two to the same map.
-fn event_map(e: &IncidentEvent) -> Map {
+/// The fields of `g.event`, in key order.
+pub const EVENT_FIELDS: [&str; 23] = [
+    "attributes",
+    "border_section",
+    "category",
+    "crossing_point",
+    "dead",
+    "direction",
+    "event_id",
+    "facilitators",
+    "handling",
+    "information_credibility",
+    "location",
+    "missing",
+    "modus_operandi",
+    "nationalities",
+    "notes",
+    "occurred_at",
+    "persons",
+    "reported_at",
+    "reporting_agency",
+    "reporting_country",
+    "route",
+    "source_reliability",
+    "victims",
+];
+
+/// One field of `e` as in its JSON form; `None` if `name` is none of [`EVENT_FIELDS`].
+/// The test `event_map_is_the_json_form` holds the two to the same values.
+fn event_field(e: &IncidentEvent, name: &str) -> Option<Dynamic> {
     fn int(n: impl Into<INT>) -> Dynamic {
         Dynamic::from_int(n.into())
     }
@@ -406,63 +439,94 @@ fn event_map(e: &IncidentEvent) -> Map {
             Dynamic::UNIT
         }
     }
-    let location = e.location.map_or(Dynamic::UNIT, |p| {
-        Dynamic::from_map(Map::from([
-            ("lat".into(), float(p.lat)),
-            ("lon".into(), float(p.lon)),
-        ]))
-    });
-    let nationalities: Array = e
-        .nationalities
-        .iter()
-        .map(|n| {
+    Some(match name {
+        "attributes" => Dynamic::from_map(
+            (e.attributes.iter())
+                .map(|(k, v)| (k.as_str().into(), text(v)))
+                .collect(),
+        ),
+        "border_section" => opt_text(&e.border_section),
+        "category" => text(e.category.as_str()),
+        "crossing_point" => opt_text(&e.crossing_point),
+        "dead" => int(e.dead),
+        "direction" => e.direction.map_or(Dynamic::UNIT, |d| text(d.as_str())),
+        "event_id" => text(&e.event_id),
+        "facilitators" => int(e.facilitators),
+        "handling" => text(e.handling.as_str()),
+        "information_credibility" => int(e.information_credibility),
+        "location" => e.location.map_or(Dynamic::UNIT, |p| {
             Dynamic::from_map(Map::from([
-                ("count".into(), int(n.count)),
-                ("minors".into(), int(n.minors)),
-                ("nationality".into(), text(&n.nationality)),
+                ("lat".into(), float(p.lat)),
+                ("lon".into(), float(p.lon)),
             ]))
+        }),
+        "missing" => int(e.missing),
+        "modus_operandi" => opt_text(&e.modus_operandi),
+        "nationalities" => (e.nationalities.iter())
+            .map(|n| {
+                Dynamic::from_map(Map::from([
+                    ("count".into(), int(n.count)),
+                    ("minors".into(), int(n.minors)),
+                    ("nationality".into(), text(&n.nationality)),
+                ]))
+            })
+            .collect::<Array>()
+            .into(),
+        "notes" => opt_text(&e.notes),
+        "occurred_at" => int(e.occurred_at),
+        "persons" => int(e.persons),
+        "reported_at" => int(e.reported_at),
+        "reporting_agency" => text(&e.reporting_agency),
+        "reporting_country" => text(&e.reporting_country),
+        "route" => text(&e.route),
+        "source_reliability" => text(e.source_reliability.as_str()),
+        "victims" => int(e.victims),
+        _ => return None,
+    })
+}
+
+/// The whole event as a map (`g.event.to_map()`).
+fn event_map(e: &IncidentEvent) -> Map {
+    (EVENT_FIELDS.iter())
+        .map(|&name| {
+            (
+                name.into(),
+                event_field(e, name).expect("a field of the event"),
+            )
         })
-        .collect();
-    let attributes: Map = e
-        .attributes
-        .iter()
-        .map(|(k, v)| (k.as_str().into(), text(v)))
-        .collect();
-    // In key order: the map sorts its entries, and a sorted list costs it one pass.
-    Map::from([
-        ("attributes".into(), Dynamic::from_map(attributes)),
-        ("border_section".into(), opt_text(&e.border_section)),
-        ("category".into(), text(e.category.as_str())),
-        ("crossing_point".into(), opt_text(&e.crossing_point)),
-        ("dead".into(), int(e.dead)),
-        (
-            "direction".into(),
-            e.direction.map_or(Dynamic::UNIT, |d| text(d.as_str())),
-        ),
-        ("event_id".into(), text(&e.event_id)),
-        ("facilitators".into(), int(e.facilitators)),
-        ("handling".into(), text(e.handling.as_str())),
-        (
-            "information_credibility".into(),
-            int(e.information_credibility),
-        ),
-        ("location".into(), location),
-        ("missing".into(), int(e.missing)),
-        ("modus_operandi".into(), opt_text(&e.modus_operandi)),
-        ("nationalities".into(), nationalities.into()),
-        ("notes".into(), opt_text(&e.notes)),
-        ("occurred_at".into(), int(e.occurred_at)),
-        ("persons".into(), int(e.persons)),
-        ("reported_at".into(), int(e.reported_at)),
-        ("reporting_agency".into(), text(&e.reporting_agency)),
-        ("reporting_country".into(), text(&e.reporting_country)),
-        ("route".into(), text(&e.route)),
-        (
-            "source_reliability".into(),
-            text(e.source_reliability.as_str()),
-        ),
-        ("victims".into(), int(e.victims)),
-    ])
+        .collect()
+}
+
+fn register_event(engine: &mut Engine) {
+    engine.register_type_with_name::<Event>("Event");
+    for name in EVENT_FIELDS {
+        engine.register_get(name, move |e: &mut Event| {
+            event_field(&e.0, name).expect("a field of the event")
+        });
+    }
+    engine.register_indexer_get(|e: &mut Event, name: &str| -> Res<Dynamic> {
+        event_field(&e.0, name).ok_or_else(|| {
+            format!(
+                "g.event has no field {name:?} (it has: {})",
+                EVENT_FIELDS.join(", ")
+            )
+            .into()
+        })
+    });
+    engine.register_fn("to_map", |e: &mut Event| event_map(&e.0));
+    engine.register_fn("keys", |_: &mut Event| -> Array {
+        EVENT_FIELDS.iter().map(|&f| f.into()).collect()
+    });
+    // `"dead" in g.event`
+    engine.register_fn("contains", |_: &mut Event, name: &str| {
+        EVENT_FIELDS.contains(&name)
+    });
+    engine.register_fn("to_string", |e: &mut Event| {
+        format!("Event({})", e.0.event_id)
+    });
+    engine.register_fn("to_debug", |e: &mut Event| {
+        format!("{:?}", Dynamic::from_map(event_map(&e.0)))
+    });
 }
 
 fn register_group(engine: &mut Engine) {

@@ -161,10 +161,11 @@ fn times_and_labels() {
 }
 
 #[test]
-fn the_event_as_a_map() {
+fn the_event_field_by_field() {
     let mut e = event(TODAY, 4);
     e.dead = 2;
     e.border_section = None;
+    let route = e.route.clone();
     let g = common::group(common::state(&[e.clone()], &[]), TODAY, &[], Some(e));
     assert_eq!(eval(&g, "g.event.dead").as_int(), Ok(2));
     assert_eq!(
@@ -172,6 +173,22 @@ fn the_event_as_a_map() {
         "IRREGULAR_CROSSING"
     );
     assert!(eval(&g, "g.event.border_section").is_unit());
+    assert_eq!(
+        eval(&g, r#"g.event["route"]"#).into_string().unwrap(),
+        route
+    );
+    assert_eq!(eval(&g, r#""dead" in g.event"#).as_bool(), Ok(true));
+    assert_eq!(eval(&g, r#""deadly" in g.event"#).as_bool(), Ok(false));
+    assert_eq!(eval(&g, "g.event.to_map().dead").as_int(), Ok(2));
+    assert_eq!(eval(&g, "g.event.keys().len()").as_int(), Ok(23));
+    assert_eq!(eval(&g, "type_of(g.event)").into_string().unwrap(), "Event");
+    // A misspelt field is an error, not `()`, whichever way it is read.
+    for expr in ["g.event.deadd", r#"g.event["deadd"]"#] {
+        let mut scope = Scope::new();
+        scope.push("g", g.clone());
+        let result = engine(&Limits::default()).eval_with_scope::<Dynamic>(&mut scope, expr);
+        assert!(result.is_err(), "{expr}: {result:?}");
+    }
 }
 
 #[test]
