@@ -8,7 +8,7 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     error::KafkaError,
 };
-use relec_plumbing::kafka::{ADMIN_TIMEOUT, Kafka};
+use relec_plumbing::kafka::{ADMIN_TIMEOUT, Kafka, while_leaders_move};
 use relec_schemas::{Decoder, IncidentEvent};
 
 use crate::dedup::Dedup;
@@ -38,6 +38,8 @@ pub async fn rebuild(
     let runtime = tokio::runtime::Handle::current();
     let read = tokio::task::spawn_blocking(move || -> Result<usize, KafkaError> {
         let timeout = ADMIN_TIMEOUT;
+        // A topic created a moment ago may have no partition leaders yet.
+        let settled = Instant::now() + timeout;
         let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
         let partitions = metadata
             .topics()
@@ -47,13 +49,17 @@ pub async fn rebuild(
         for p in 0..partitions {
             starts.add_partition_offset(&topic, p, Offset::Offset(since))?;
         }
-        let starts = consumer.offsets_for_times(starts, timeout)?;
+        let starts = while_leaders_move(settled, || {
+            consumer.offsets_for_times(starts.clone(), timeout)
+        })?;
         // Read each partition up to where it ended when we started; later records are
         // ones this process writes itself.
         let mut assign = TopicPartitionList::new();
         let mut ends = HashMap::new();
         for element in starts.elements() {
-            let (_, high) = consumer.fetch_watermarks(&topic, element.partition(), timeout)?;
+            let (_, high) = while_leaders_move(settled, || {
+                consumer.fetch_watermarks(&topic, element.partition(), timeout)
+            })?;
             if let Offset::Offset(start) = element.offset()
                 && start < high
             {

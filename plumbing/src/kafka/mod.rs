@@ -315,3 +315,29 @@ fn reapply_overrides(c: &mut ClientConfig, k: &KafkaConfig) {
 
 /// How long admin and metadata requests may take before they are reported as failures.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a blocking metadata or offsets request again while the broker answers that a
+/// partition's leader is not known yet (just after the topic was created, or while a
+/// broker restarts), until `deadline`; any other outcome is returned as it is.
+pub fn while_leaders_move<T>(
+    deadline: std::time::Instant,
+    mut request: impl FnMut() -> Result<T, rdkafka::error::KafkaError>,
+) -> Result<T, rdkafka::error::KafkaError> {
+    use rdkafka::types::RDKafkaErrorCode::{
+        LeaderNotAvailable, NotLeaderForPartition, UnknownTopicOrPartition,
+    };
+    loop {
+        match request() {
+            Err(e)
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(LeaderNotAvailable | NotLeaderForPartition | UnknownTopicOrPartition)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                tracing::debug!(error = %e, "no partition leader yet; asking again");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            outcome => return outcome,
+        }
+    }
+}
