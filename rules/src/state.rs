@@ -142,24 +142,24 @@ impl KeyState {
         );
         let meta = self.meta.entry(day).or_default();
         meta.handling = meta.handling.max(Some(event.handling));
-        meta.countries.insert(event.reporting_country.clone());
-        self.recent
-            .insert((event.occurred_at, event.event_id.clone()));
-        while self.recent.len() > Alert::MAX_EVIDENCE {
-            self.recent.pop_first();
+        if !meta.countries.contains(&event.reporting_country) {
+            meta.countries.insert(event.reporting_country.clone());
+        }
+        // Only the latest are kept: one older than all of them would go again at once.
+        let older = (self.recent.first()).is_some_and(|(at, id)| {
+            (*at, id.as_str()) >= (event.occurred_at, event.event_id.as_str())
+        });
+        if self.recent.len() < Alert::MAX_EVIDENCE || !older {
+            (self.recent).insert((event.occurred_at, event.event_id.clone()));
+            while self.recent.len() > Alert::MAX_EVIDENCE {
+                self.recent.pop_first();
+            }
         }
         for dim in breakdowns {
             for (value, sub) in sub_counters(event, dim, &counters) {
-                let by_day = self
-                    .subs
-                    .entry(dim.clone())
-                    .or_default()
-                    .entry(value.clone())
-                    .or_default();
+                let by_day = slot(slot(&mut self.subs, dim), &value);
                 by_day.entry(day).or_default().add(&sub);
-                self.sub_seen
-                    .entry(dim.clone())
-                    .or_default()
+                slot(&mut self.sub_seen, dim)
                     .entry(value)
                     .and_modify(|s| s.include(event.occurred_at))
                     .or_insert_with(|| Seen::at(event.occurred_at));
@@ -356,6 +356,15 @@ fn windows(
 
 /// What `event` adds to each sub-key of `dim`. For nationality, persons are split by the
 /// nationality counts; other dimensions take the whole event.
+/// The entry of `key` in `map`, made if missing; the key is copied only then (this runs
+/// for every event and breakdown).
+fn slot<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
 fn sub_counters(event: &IncidentEvent, dim: &str, whole: &Counters) -> Vec<(String, Counters)> {
     match dim {
         "nationality" => event

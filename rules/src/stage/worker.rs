@@ -1,7 +1,9 @@
 //! The rules stage's consume-process-produce loop, on its own thread. One consumer reads
 //! `relec.incidents` and the repartition topic in one group; transactional producers (two,
 //! taking turns, one transaction at a time) write re-keyed incidents, alerts and changelog
-//! records. Every `commit_interval`, or as soon as the input is read to its end when the
+//! records. Records of the repartition topic are queued per shard and processed in
+//! batches, shards side by side on the machine's cores (each shard's in the order read).
+//! Every `commit_interval`, or as soon as the input is read to its end when the
 //! transaction holds something urgent, the changed state is checkpointed and the whole
 //! transaction (outputs, state, offsets of both topics) commits at once, so after a crash
 //! or a rebalance the input is read again exactly from where the committed state and
@@ -50,6 +52,9 @@ pub const WATERMARK_HEADER: &str = "relec.watermark";
 
 /// How long one poll waits for a record before the loop looks at commits and reloads.
 const POLL: Duration = Duration::from_millis(20);
+/// Frame bytes queued over all shards before they are processed: enough to keep every
+/// thread busy for a while, little enough that an alert waits a few milliseconds at most.
+const BATCH_BYTES: usize = 1 << 20;
 /// How long a transaction call may take before the worker gives up and starts over.
 pub(crate) const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -121,6 +126,15 @@ struct Shard {
     touched: bool,
 }
 
+/// A record of the repartition topic queued for its shard, in the order it was read.
+enum Input {
+    Frame { offset: i64, payload: Vec<u8> },
+    Marker(Marker),
+}
+
+/// A shard with its queued records, for one thread to process.
+type Job<'a> = (i32, &'a mut Shard, Vec<Input>);
+
 pub(crate) struct Worker {
     pub kafka: Kafka,
     /// Transactions take turns on these ([`Kafka::turn_id`]; one commit in ten of a live
@@ -143,6 +157,12 @@ pub(crate) struct Worker {
     pub advance_idle_after: Option<Duration>,
     live: Vec<Arc<Rule>>,
     shards: BTreeMap<i32, Shard>,
+    /// Records read for each shard and not yet processed (see [`Worker::drain`]), and
+    /// their frames' size.
+    queued: BTreeMap<i32, Vec<Input>>,
+    queued_bytes: usize,
+    /// Threads shards are processed on.
+    threads: usize,
     /// Copies routed but not yet written, by repartition partition.
     frames: BTreeMap<i32, Pending>,
     /// Event time at the router: what each assigned input partition vouches for.
@@ -192,6 +212,9 @@ impl Worker {
             advance_idle_after: config.advance_idle_after,
             live,
             shards: BTreeMap::new(),
+            queued: BTreeMap::new(),
+            queued_bytes: 0,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             frames: BTreeMap::new(),
             sources: Sources::new(sources),
             last_input: Instant::now(),
@@ -245,7 +268,7 @@ impl Worker {
             if shutdown.is_cancelled() {
                 return self.commit(consumer);
             }
-            self.reload();
+            self.reload()?;
             // With something urgent in the transaction, only what is there already is
             // taken: nothing there means the input is read to its end, and it commits now.
             let message = consumer.poll(if self.urgent { Duration::ZERO } else { POLL });
@@ -261,9 +284,12 @@ impl Worker {
                     if m.topic() == self.topics.incidents {
                         self.route(&m)?;
                     } else if m.topic() == self.topics.repartition {
-                        self.evaluate(&m)?;
+                        self.enqueue(&m)?;
                     }
                 }
+            }
+            if caught_up || self.queued_bytes >= BATCH_BYTES {
+                self.drain()?;
             }
             // The other producer has nothing in flight: its commit waited for every
             // acknowledgement.
@@ -275,11 +301,13 @@ impl Worker {
         }
     }
 
-    /// Takes up a new rule set from the reloader.
-    fn reload(&mut self) {
+    /// Takes up a new rule set from the reloader (what was read before it is processed
+    /// with the rules it was read under).
+    fn reload(&mut self) -> Result<(), Error> {
         if !self.rules.has_changed().unwrap_or(false) {
-            return;
+            return Ok(());
         }
+        self.drain()?;
         let set = self.rules.borrow_and_update().clone();
         self.live = set.rules.to_vec();
         for shard in self.shards.values_mut() {
@@ -290,6 +318,7 @@ impl Worker {
             rules = self.live.len(),
             "rule set taken up"
         );
+        Ok(())
     }
 
     /// An incident from `relec.incidents`: a copy to the partition of each group key the
@@ -363,17 +392,12 @@ impl Worker {
     }
 
     fn skip(&self, m: &BorrowedMessage<'_>, reason: &str) {
-        self.metrics.events.with_label_values(&["skipped"]).inc();
-        tracing::warn!(
-            partition = m.partition(),
-            offset = m.offset(),
-            reason,
-            "incident skipped: it does not decode or validate"
-        );
+        skip(&self.metrics, m.partition(), m.offset(), reason);
     }
 
-    /// A frame of routed incidents or a watermark marker on one repartition partition.
-    fn evaluate(&mut self, m: &BorrowedMessage<'_>) -> Result<(), Error> {
+    /// A frame of routed incidents or a watermark marker on one repartition partition,
+    /// queued for its shard.
+    fn enqueue(&mut self, m: &BorrowedMessage<'_>) -> Result<(), Error> {
         let partition = m.partition();
         if !self.shards.contains_key(&partition) {
             // Only a rebalance changes what is assigned, and it was handled: give up this
@@ -384,79 +408,84 @@ impl Worker {
             m.headers()
                 .and_then(|h| h.iter().find(|h| h.key == name).and_then(|h| h.value))
         };
-        if let Some(value) = header(WATERMARK_HEADER) {
+        let input = if let Some(value) = header(WATERMARK_HEADER) {
             let Ok(marker) = serde_json::from_slice::<Marker>(value) else {
                 self.skip(m, "unreadable watermark marker");
                 return Ok(());
             };
-            let shard = self.shard(partition)?;
-            shard.touched = true;
-            let out = shard.processor.advance_source(
-                marker.source,
-                marker.of,
-                marker.watermark,
-                marker.idle,
-            );
-            return self.emit(out);
-        }
-        if header(FRAME_HEADER) != Some(FRAME_VERSION) {
+            Input::Marker(marker)
+        } else if header(FRAME_HEADER) != Some(FRAME_VERSION) {
             self.skip(m, "not a frame of this build's format");
             return Ok(());
-        }
-        let copies = match frame::decode(m.payload().unwrap_or_default()) {
-            Ok(copies) => copies,
-            Err(e) => {
-                self.skip(m, &format!("frame: {e}"));
-                return Ok(());
+        } else {
+            let payload = m.payload().unwrap_or_default().to_vec();
+            self.queued_bytes += payload.len();
+            Input::Frame {
+                offset: m.offset(),
+                payload,
             }
         };
-        for copy in copies {
-            for key in copy.keys {
-                let shard = self.shard(partition)?;
-                shard.touched = true;
-                let behind = shard
-                    .processor
-                    .watermark()
-                    .saturating_sub(copy.event.reported_at);
-                let out = shard.processor.process_keyed(key, copy.event.clone());
-                self.metrics.lateness.observe(behind.max(0) as f64 / 1000.0);
-                let outcome = if out.duplicate {
-                    "duplicate"
-                } else if out.late {
-                    tracing::info!(event_id = %copy.event.event_id, behind_ms = behind, "late incident: its report day was evaluated already; it counts from the next day on");
-                    "late"
-                } else {
-                    "processed"
-                };
-                self.metrics.events.with_label_values(&[outcome]).inc();
+        self.queued.entry(partition).or_default().push(input);
+        Ok(())
+    }
+
+    /// Processes what is queued: each shard its own records in the order they were read,
+    /// shards side by side on up to `threads` threads (they share nothing), then writes
+    /// the transitions.
+    fn drain(&mut self) -> Result<(), Error> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let mut queued = std::mem::take(&mut self.queued);
+        self.queued_bytes = 0;
+        let size = |inputs: &[Input]| -> usize {
+            (inputs.iter())
+                .map(|i| match i {
+                    Input::Frame { payload, .. } => payload.len(),
+                    Input::Marker(_) => 1,
+                })
+                .sum()
+        };
+        // Each shard to the lane with the least work so far, biggest shards first.
+        let mut jobs: Vec<Job<'_>> = (self.shards.iter_mut())
+            .filter_map(|(&p, shard)| queued.remove(&p).map(|inputs| (p, shard, inputs)))
+            .collect();
+        jobs.sort_by_key(|(p, _, inputs)| (std::cmp::Reverse(size(inputs)), *p));
+        let mut lanes: Vec<(usize, Vec<Job<'_>>)> = (0..self.threads.min(jobs.len()).max(1))
+            .map(|_| (0, Vec::new()))
+            .collect();
+        for job in jobs {
+            let lane = (lanes.iter_mut())
+                .min_by_key(|(work, _)| *work)
+                .expect("at least one lane");
+            lane.0 += size(&job.2);
+            lane.1.push(job);
+        }
+        let metrics = &self.metrics;
+        let mut lanes = lanes.into_iter().map(|(_, jobs)| jobs);
+        let first = lanes.next().unwrap_or_default();
+        let mut outputs: Vec<(i32, Vec<Output>)> = std::thread::scope(|scope| {
+            let others: Vec<_> = lanes
+                .map(|jobs| scope.spawn(move || process_lane(jobs, metrics)))
+                .collect();
+            let mut outputs = process_lane(first, metrics);
+            for other in others {
+                outputs.extend(other.join().expect("a shard's processing panicked"));
+            }
+            outputs
+        });
+        outputs.sort_by_key(|(p, _)| *p);
+        for (_, outs) in outputs {
+            for out in outs {
                 self.emit(out)?;
             }
         }
         Ok(())
     }
 
-    fn shard(&mut self, partition: i32) -> Result<&mut Shard, Error> {
-        self.shards
-            .get_mut(&partition)
-            .ok_or_else(|| Error::NotAssigned(partition))
-    }
-
-    /// Writes a processor's transitions and counts its evaluations and errors.
+    /// Writes a processor's transitions (its evaluations and errors were counted where it
+    /// ran: [`count`]).
     fn emit(&mut self, out: Output) -> Result<(), Error> {
-        for (rule, took) in &out.evaluations {
-            self.metrics.evaluations.with_label_values(&[rule]).inc();
-            self.metrics
-                .evaluation_seconds
-                .with_label_values(&[rule])
-                .observe(took.as_secs_f64());
-        }
-        for (rule, error) in &out.errors {
-            self.metrics
-                .rule_errors
-                .with_label_values(&[rule, error.kind.as_str()])
-                .inc();
-            tracing::warn!(rule = %rule, error = %error, "rule evaluation failed; the rule backs off");
-        }
         self.urgent |= !out.transitions.is_empty();
         for alert in &out.transitions {
             let status = match alert.status {
@@ -541,6 +570,7 @@ impl Worker {
     /// Checkpoints the changed state, marks the partitions with the router's watermark,
     /// and commits it all with the consumed offsets.
     fn commit(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
+        self.drain()?;
         self.find_idle(consumer);
         let markers = self.sources.markers();
         if !self.pending && markers.is_empty() {
@@ -651,6 +681,8 @@ impl Worker {
             self.pending = false;
             self.urgent = false;
             self.frames.clear();
+            self.queued.clear();
+            self.queued_bytes = 0;
             self.sources.restart(Instant::now());
         }
         let assignment = consumer.assignment()?;
@@ -714,4 +746,103 @@ impl Worker {
             Instant::now() + TXN_TIMEOUT,
         )?)
     }
+}
+
+/// Processes the queued records of some shards, one shard after the other; what each
+/// produced, by partition.
+fn process_lane(jobs: Vec<Job<'_>>, metrics: &RulesMetrics) -> Vec<(i32, Vec<Output>)> {
+    jobs.into_iter()
+        .map(|(partition, shard, inputs)| (partition, process(partition, shard, inputs, metrics)))
+        .collect()
+}
+
+/// Processes one shard's queued records in order: a marker moves its event time, a
+/// frame's copies go through its processor. Only outputs with something to write are kept.
+fn process(
+    partition: i32,
+    shard: &mut Shard,
+    inputs: Vec<Input>,
+    metrics: &RulesMetrics,
+) -> Vec<Output> {
+    let outcome = |o: &str| metrics.events.with_label_values(&[o]);
+    let (processed, duplicate, late) =
+        (outcome("processed"), outcome("duplicate"), outcome("late"));
+    let mut outputs = Vec::new();
+    let mut keep = |out: Output| {
+        count(&out, metrics);
+        if !out.transitions.is_empty() {
+            outputs.push(out);
+        }
+    };
+    shard.touched = true;
+    for input in inputs {
+        let (offset, payload) = match input {
+            Input::Marker(marker) => {
+                keep(shard.processor.advance_source(
+                    marker.source,
+                    marker.of,
+                    marker.watermark,
+                    marker.idle,
+                ));
+                continue;
+            }
+            Input::Frame { offset, payload } => (offset, payload),
+        };
+        let copies = match frame::decode(&payload) {
+            Ok(copies) => copies,
+            Err(e) => {
+                skip(metrics, partition, offset, &format!("frame: {e}"));
+                continue;
+            }
+        };
+        for copy in copies {
+            for key in copy.keys {
+                let behind = shard
+                    .processor
+                    .watermark()
+                    .saturating_sub(copy.event.reported_at);
+                let out = shard.processor.process_keyed(key, copy.event.clone());
+                metrics.lateness.observe(behind.max(0) as f64 / 1000.0);
+                if out.duplicate {
+                    duplicate.inc();
+                } else if out.late {
+                    tracing::info!(event_id = %copy.event.event_id, behind_ms = behind, "late incident: its report day was evaluated already; it counts from the next day on");
+                    late.inc();
+                } else {
+                    processed.inc();
+                }
+                keep(out);
+            }
+        }
+    }
+    outputs
+}
+
+/// Counts a processor's evaluations and errors, and logs the errors.
+fn count(out: &Output, metrics: &RulesMetrics) {
+    for (rule, took) in &out.evaluations {
+        metrics.evaluations.with_label_values(&[rule]).inc();
+        metrics
+            .evaluation_seconds
+            .with_label_values(&[rule])
+            .observe(took.as_secs_f64());
+    }
+    for (rule, error) in &out.errors {
+        metrics
+            .rule_errors
+            .with_label_values(&[rule, error.kind.as_str()])
+            .inc();
+        tracing::warn!(rule = %rule, error = %error, "rule evaluation failed; the rule backs off");
+    }
+}
+
+/// A record of the stage's input that is passed over: counted and logged.
+fn skip(metrics: &RulesMetrics, partition: i32, offset: i64, reason: &str) {
+    metrics.events.with_label_values(&["skipped"]).inc();
+    tracing::warn!(
+        partition,
+        offset,
+        reason,
+        "incident skipped: it does not decode or validate"
+    );
 }
