@@ -7,7 +7,7 @@
 //! since the last checkpoint is kept for the changelog (see `checkpoint.rs`).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashSet},
     sync::Arc,
 };
 
@@ -21,7 +21,7 @@ use crate::{
     group::{Group, Verdict},
     lifecycle::{self, Change, Phase},
     rule::{EvalError, Rule, Trigger},
-    state::KeyState,
+    state::{KeyState, slot},
     time::{DAY_MS, Day, day_of, end_of},
 };
 
@@ -162,7 +162,7 @@ pub struct Processor {
     /// Digests of (key, event id) seen, by the event's day, for deduplication.
     pub(crate) seen: BTreeMap<Day, HashSet<u64>>,
     pub(crate) alerts: BTreeMap<(String, Key), Tracked>,
-    backoff: HashMap<String, Backoff>,
+    backoff: BTreeMap<String, Backoff>,
     /// Entries changed since the last checkpoint.
     pub(crate) dirty: BTreeSet<Entry>,
 }
@@ -194,7 +194,7 @@ impl Processor {
             },
             seen: BTreeMap::new(),
             alerts: BTreeMap::new(),
-            backoff: HashMap::new(),
+            backoff: BTreeMap::new(),
             dirty: BTreeSet::new(),
         };
         p.set_rules(rules);
@@ -495,12 +495,7 @@ impl Processor {
         event: Option<Arc<IncidentEvent>>,
         out: &mut Output,
     ) -> Option<Verdict> {
-        // Looked up before inserting: this runs on every evaluation, and an entry's key
-        // would be a new copy of the id each time.
-        if !self.backoff.contains_key(&rule.id) {
-            self.backoff.insert(rule.id.clone(), Backoff::default());
-        }
-        let backoff = self.backoff.get_mut(&rule.id).expect("inserted above");
+        let backoff = slot(&mut self.backoff, &rule.id);
         if backoff.skip > 0 {
             backoff.skip -= 1;
             return None;

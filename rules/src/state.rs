@@ -354,17 +354,17 @@ fn windows(
     Some(sums)
 }
 
-/// What `event` adds to each sub-key of `dim`. For nationality, persons are split by the
-/// nationality counts; other dimensions take the whole event.
 /// The entry of `key` in `map`, made if missing; the key is copied only then (this runs
-/// for every event and breakdown).
-fn slot<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a mut V {
+/// for every event, breakdown and evaluation).
+pub(crate) fn slot<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a mut V {
     if !map.contains_key(key) {
         map.insert(key.to_owned(), V::default());
     }
     map.get_mut(key).expect("inserted above")
 }
 
+/// What `event` adds to each sub-key of `dim`. For nationality, persons are split by the
+/// nationality counts; other dimensions take the whole event.
 fn sub_counters(event: &IncidentEvent, dim: &str, whole: &Counters) -> Vec<(String, Counters)> {
     match dim {
         "nationality" => event

@@ -447,18 +447,19 @@ impl Worker {
                 .sum()
         };
         // Each shard to the lane with the least work so far, biggest shards first.
-        let mut jobs: Vec<Job<'_>> = (self.shards.iter_mut())
+        let mut jobs: Vec<(usize, Job<'_>)> = (self.shards.iter_mut())
             .filter_map(|(&p, shard)| queued.remove(&p).map(|inputs| (p, shard, inputs)))
+            .map(|job| (size(&job.2), job))
             .collect();
-        jobs.sort_by_key(|(p, _, inputs)| (std::cmp::Reverse(size(inputs)), *p));
+        jobs.sort_by_key(|(size, (p, ..))| (std::cmp::Reverse(*size), *p));
         let mut lanes: Vec<(usize, Vec<Job<'_>>)> = (0..self.threads.min(jobs.len()).max(1))
             .map(|_| (0, Vec::new()))
             .collect();
-        for job in jobs {
+        for (size, job) in jobs {
             let lane = (lanes.iter_mut())
                 .min_by_key(|(work, _)| *work)
                 .expect("at least one lane");
-            lane.0 += size(&job.2);
+            lane.0 += size;
             lane.1.push(job);
         }
         let metrics = &self.metrics;
