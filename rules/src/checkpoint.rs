@@ -1,16 +1,17 @@
 //! A processor's state as changelog entries: the unit one change rewrites (a group key's
-//! state, an alert, what one open report day adds to a key, the event ids seen on one
-//! day, the clock), so a checkpoint writes only what changed, and replaying the compacted changelog
-//! rebuilds the processor exactly. Keys are JSON, readable with any Kafka console
-//! consumer; values are postcard, compact; a deleted entry is a tombstone.
+//! state, an alert, what one open report day adds to a key, the event ids seen on one day
+//! between two checkpoints, the clock), so a checkpoint writes only what changed, and
+//! replaying the compacted changelog rebuilds the processor exactly. Keys are JSON,
+//! readable with any Kafka console consumer; values are postcard, compact; a deleted entry
+//! is a tombstone.
 
-use std::{collections::HashSet, sync::Arc};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
     error::Error,
-    processor::{GroupingId, Key, Processor, Staged},
+    processor::{GroupingId, Key, Processor, SeenDay, Staged},
     state::KeyState,
     time::Day,
 };
@@ -23,11 +24,34 @@ pub enum Entry {
     State(GroupingId, Key),
     Alert(String, Key),
     Staged(Day, GroupingId, Key),
+    /// The event ids seen on a day, whole: what builds before parts wrote. Deleted when
+    /// the day expires; as a dirty mark, the day has new ids to write as its next part.
     Seen(Day),
+    /// The event ids first seen on a day between two checkpoints (part 0: the whole day,
+    /// when its parts are written again as one). A tombstone of part 0 deletes the day.
+    SeenPart(Day, u32),
 }
 
 /// A changelog record: key, and value or `None` for a tombstone.
 pub type Record = (Vec<u8>, Option<Vec<u8>>);
+
+/// The records for a day with new ids seen: the next part, or, once the day has
+/// [`SeenDay::MAX_PARTS`], all of its ids as part 0 and tombstones for the others.
+fn seen_parts(day: Day, seen: &mut SeenDay, records: &mut Vec<Record>) -> Result<(), Error> {
+    let key = |part| serde_json::to_vec(&Entry::SeenPart(day, part));
+    if seen.parts < SeenDay::MAX_PARTS {
+        records.push((key(seen.parts)?, Some(postcard::to_allocvec(&seen.fresh)?)));
+        seen.parts += 1;
+    } else {
+        records.push((key(0)?, Some(postcard::to_allocvec(&seen.digests)?)));
+        for part in 1..seen.parts {
+            records.push((key(part)?, None));
+        }
+        seen.parts = 1;
+    }
+    seen.fresh.clear();
+    Ok(())
+}
 
 impl Processor {
     /// Everything changed since the last checkpoint, as changelog records, in a stable
@@ -62,7 +86,20 @@ impl Processor {
                     .transpose()?,
                 // Only closed days' entries are left here: to delete.
                 Entry::Staged(..) => None,
-                Entry::Seen(day) => self.seen.get(day).map(postcard::to_allocvec).transpose()?,
+                Entry::Seen(day) => match self.seen.get_mut(day) {
+                    Some(seen) => {
+                        seen_parts(*day, seen, &mut records)?;
+                        continue;
+                    }
+                    None => None,
+                },
+                // An expired day's part, unless the day came back and wrote it anew.
+                Entry::SeenPart(day, part) => {
+                    if self.seen.get(day).is_some_and(|s| *part < s.parts) {
+                        continue;
+                    }
+                    None
+                }
             };
             records.push((serde_json::to_vec(&entry)?, value));
         }
@@ -113,13 +150,147 @@ impl Processor {
                 }
             }
             (Entry::Seen(day), Some(v)) => {
-                let seen: HashSet<u64> = postcard::from_bytes(v)?;
-                self.seen.insert(day, seen);
+                let digests: Vec<u64> = postcard::from_bytes(v)?;
+                self.seen.entry(day).or_default().digests.extend(digests);
             }
-            (Entry::Seen(day), None) => {
+            (Entry::SeenPart(day, part), Some(v)) => {
+                let digests: Vec<u64> = postcard::from_bytes(v)?;
+                let seen = self.seen.entry(day).or_default();
+                seen.digests.extend(digests);
+                seen.parts = seen.parts.max(part + 1);
+            }
+            (Entry::Seen(day) | Entry::SeenPart(day, 0), None) => {
                 self.seen.remove(&day);
             }
+            // A part folded into part 0: its ids are there.
+            (Entry::SeenPart(..), None) => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        processor::Settings,
+        sandbox::{Limits, engine},
+        time::DAY_MS,
+    };
+    use relec_schemas::IncidentEvent;
+
+    /// 2026-01-01.
+    const DAY0_MS: i64 = 1_767_225_600_000;
+
+    fn processor() -> Processor {
+        let settings = Settings {
+            lateness_ms: 0,
+            horizon_days: 400,
+        };
+        Processor::new(Arc::new(engine(&Limits::default())), Vec::new(), settings)
+    }
+
+    fn key() -> Key {
+        vec![("route".into(), "AFG-IRN-NIMROZ".into())]
+    }
+
+    /// The `i`-th incident, all on the same day.
+    fn event(i: u64) -> Arc<IncidentEvent> {
+        let mut e = relec_schemas::sample::incident(7, i);
+        e.occurred_at = DAY0_MS + 1000;
+        e.reported_at = DAY0_MS + 2000;
+        Arc::new(e)
+    }
+
+    fn feed(p: &mut Processor, ids: std::ops::Range<u64>) {
+        for i in ids {
+            assert!(!p.process_keyed(key(), event(i)).duplicate);
+        }
+    }
+
+    /// The deduplication records of a checkpoint: entry, and how many ids it holds.
+    fn seen_records(records: &[Record]) -> Vec<(Entry, Option<usize>)> {
+        (records.iter())
+            .filter_map(|(k, v)| {
+                let entry: Entry = serde_json::from_slice(k).expect("entry");
+                let ids = |v: &Vec<u8>| postcard::from_bytes::<Vec<u64>>(v).expect("ids").len();
+                matches!(entry, Entry::Seen(_) | Entry::SeenPart(..))
+                    .then(|| (entry, v.as_ref().map(ids)))
+            })
+            .collect()
+    }
+
+    fn restored(log: &[Record]) -> Processor {
+        let mut p = processor();
+        for (k, v) in log {
+            p.restore(k, v.as_deref()).expect("restore");
+        }
+        p
+    }
+
+    #[test]
+    fn a_checkpoint_writes_only_the_ids_seen_since_the_last() {
+        let day = crate::time::day_of(DAY0_MS);
+        let mut p = processor();
+        feed(&mut p, 0..100);
+        let mut log = p.checkpoint().unwrap();
+        assert_eq!(seen_records(&log), [(Entry::SeenPart(day, 0), Some(100))]);
+        feed(&mut p, 100..110);
+        let second = p.checkpoint().unwrap();
+        assert_eq!(seen_records(&second), [(Entry::SeenPart(day, 1), Some(10))]);
+        log.extend(second);
+        let mut q = restored(&log);
+        for i in [0, 99, 100, 109] {
+            assert!(q.process_keyed(key(), event(i)).duplicate, "{i}");
+        }
+        assert!(!q.process_keyed(key(), event(110)).duplicate);
+    }
+
+    #[test]
+    fn parts_are_written_again_as_one_and_deleted_with_their_day() {
+        let day = crate::time::day_of(DAY0_MS);
+        let mut p = processor();
+        // The compacted changelog: the latest value per key.
+        let mut compacted = std::collections::BTreeMap::new();
+        let mut log = Vec::new();
+        for i in 0..u64::from(SeenDay::MAX_PARTS) + 1 {
+            feed(&mut p, i..i + 1);
+            log.extend(p.checkpoint().unwrap());
+        }
+        let last = seen_records(&log[log.len() - SeenDay::MAX_PARTS as usize..]);
+        assert_eq!(last[0], (Entry::SeenPart(day, 0), Some(65)));
+        assert!(last[1..].iter().all(|(_, v)| v.is_none()));
+        for (k, v) in &log {
+            match v {
+                Some(v) => compacted.insert(k.clone(), v.clone()),
+                None => compacted.remove(k),
+            };
+        }
+        assert_eq!(compacted.len(), 1, "only part 0 is left");
+        let compacted: Vec<Record> = (compacted.into_iter()).map(|(k, v)| (k, Some(v))).collect();
+        for mut q in [restored(&log), restored(&compacted)] {
+            assert!(q.process_keyed(key(), event(64)).duplicate);
+            assert!(q.process_keyed(key(), event(0)).duplicate);
+        }
+
+        // The day expires: every part and the whole-day entry of older builds are deleted.
+        feed(&mut p, 100..101);
+        log.extend(p.checkpoint().unwrap());
+        p.advance_to(DAY0_MS + 402 * DAY_MS);
+        let expiry = p.checkpoint().unwrap();
+        let mut deleted: Vec<Entry> = (seen_records(&expiry).into_iter())
+            .map(|(e, v)| v.map_or(e, |_| panic!("not a tombstone")))
+            .collect();
+        deleted.sort();
+        assert_eq!(
+            deleted,
+            [
+                Entry::Seen(day),
+                Entry::SeenPart(day, 0),
+                Entry::SeenPart(day, 1)
+            ]
+        );
+        log.extend(expiry);
+        assert!(restored(&log).seen.is_empty());
     }
 }

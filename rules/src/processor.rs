@@ -160,7 +160,7 @@ pub struct Processor {
     pub(crate) staging: BTreeMap<Day, BTreeMap<GroupingId, BTreeMap<Key, Staged>>>,
     pub(crate) clock: Clock,
     /// Digests of (key, event id) seen, by the event's day, for deduplication.
-    pub(crate) seen: BTreeMap<Day, HashSet<u64>>,
+    pub(crate) seen: BTreeMap<Day, SeenDay>,
     pub(crate) alerts: BTreeMap<(String, Key), Tracked>,
     backoff: BTreeMap<String, Backoff>,
     /// Entries changed since the last checkpoint.
@@ -283,12 +283,7 @@ impl Processor {
     pub fn process_keyed(&mut self, key: Key, event: Arc<IncidentEvent>) -> Output {
         let mut out = Output::default();
         let occurred = day_of(event.occurred_at);
-        if !self
-            .seen
-            .entry(occurred)
-            .or_default()
-            .insert(digest(&key, &event.event_id))
-        {
+        if !(self.seen.entry(occurred).or_default()).insert(digest(&key, &event.event_id)) {
             out.duplicate = true;
             return out;
         }
@@ -591,8 +586,9 @@ impl Processor {
         while let Some((&d, _)) = self.seen.first_key_value()
             && d < oldest
         {
-            self.seen.remove(&d);
+            let parts = self.seen.remove(&d).map_or(0, |s| s.parts);
             self.dirty.insert(Entry::Seen(d));
+            self.dirty.extend((0..parts).map(|p| Entry::SeenPart(d, p)));
         }
     }
 }
@@ -614,6 +610,31 @@ pub(crate) struct Staged {
     pub(crate) dirty: bool,
     /// In the changelog: closing the day must delete it there.
     pub(crate) written: bool,
+}
+
+/// The copies of one day's events seen, for deduplication. The changelog holds them in
+/// parts, each what was added between two checkpoints, so a checkpoint writes only the
+/// new digests; every [`SeenDay::MAX_PARTS`] parts they are written again as one.
+#[derive(Debug, Default)]
+pub(crate) struct SeenDay {
+    pub(crate) digests: HashSet<u64>,
+    /// Added since the last checkpoint: the next part.
+    pub(crate) fresh: Vec<u64>,
+    /// Parts in the changelog: `0..parts`.
+    pub(crate) parts: u32,
+}
+
+impl SeenDay {
+    pub(crate) const MAX_PARTS: u32 = 64;
+
+    /// Remembers `digest`; false if it was seen already.
+    fn insert(&mut self, digest: u64) -> bool {
+        let new = self.digests.insert(digest);
+        if new {
+            self.fresh.push(digest);
+        }
+        new
+    }
 }
 
 /// What deduplication remembers of one routed copy: a digest of its key and event id.
