@@ -446,11 +446,22 @@ fn assert_same(got: &[Alert], want: &[Alert], what: &str) {
 async fn the_pack_fires_on_the_scenarios_and_stays_quiet_on_the_baseline() {
     let events = stream(140, 1.0, &SCENARIOS);
     let baseline = stream(140, 1.0, &[]);
-    let (scenario, (_, _, quiet)) = tokio::join!(uninterrupted(), run_once(&baseline));
+    let (scenario, (bed, _, quiet)) = tokio::join!(uninterrupted(), run_once(&baseline));
     assert!(
         quiet.is_empty(),
         "alerts on the baseline:\n{}",
         summary(&quiet)
+    );
+    // A sole instance owns every shard: its copies skip the repartition topic (and it
+    // applies its watermark markers itself).
+    let repartition =
+        read_committed_raw(&bed.kafka, &bed.config.topics.rules_repartition.name).await;
+    let frames = (repartition.iter())
+        .filter(|r| r.headers.contains_key("relec.copies"))
+        .count();
+    assert_eq!(
+        frames, 0,
+        "frames in the repartition topic of a sole instance"
     );
 
     let spikes = of(scenario, "route_spike", AlertStatus::Firing);

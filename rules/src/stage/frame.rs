@@ -3,7 +3,8 @@
 //! frame (decoded events with the keys each goes to, in postcard) and writes the frame as
 //! one record. The broker and both clients then handle a few records per commit instead
 //! of one per copy, and the receiving shard decodes a compact form instead of Avro again.
-//! Watermark markers stay records of their own (see the worker).
+//! Watermark markers stay records of their own (see the worker). An instance that skips
+//! the topic gathers its copies the same way and hands them over without encoding them.
 
 use std::sync::Arc;
 
@@ -41,18 +42,33 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Adds `event` for `key`; the event's copy is shared by all its keys on this partition.
-    pub fn push(&mut self, key: Key, event: &Arc<IncidentEvent>, size: usize) {
+    /// Adds `event` (of encoded size `size`) for `key`; the event's copy is shared by all
+    /// its keys on this partition. Returns the bytes it added: `size`, or 0 if shared.
+    pub fn push(&mut self, key: Key, event: &Arc<IncidentEvent>, size: usize) -> usize {
         match self.copies.last_mut() {
-            Some(last) if Arc::ptr_eq(&last.event, event) => last.keys.push(key),
+            Some(last) if Arc::ptr_eq(&last.event, event) => {
+                last.keys.push(key);
+                0
+            }
             _ => {
                 self.copies.push(Copy {
                     keys: vec![key],
                     event: event.clone(),
                 });
                 self.bytes += size;
+                size
             }
         }
+    }
+
+    /// The encoded size of its events.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The copies, in the order pushed.
+    pub fn into_copies(self) -> Vec<Copy> {
+        self.copies
     }
 
     /// Full enough to be written now.

@@ -2,9 +2,10 @@
 //! admin endpoints, and the worker thread that consumes, evaluates and commits exactly
 //! once, started again from the last commit whenever a transaction fails.
 //!
-//! Data flow: `relec.incidents` → (route: a copy per group key) → `relec.rules.repartition`
-//! → (one processor per partition) → `relec.alerts`, with each processor's state in
-//! `relec.rules.changelog`. Both hops commit in transactions with their input offsets.
+//! Data flow: `relec.incidents` → (route: a copy per group key) → (one processor per
+//! partition of the key space) → `relec.alerts`, with each processor's state in
+//! `relec.rules.changelog`. Copies travel through `relec.rules.repartition`, unless one
+//! instance owns every partition. Every hop commits in transactions with its input offsets.
 
 mod frame;
 mod restore;

@@ -3,6 +3,8 @@
 //! taking turns, one transaction at a time) write re-keyed incidents, alerts and changelog
 //! records. Records of the repartition topic are queued per shard and processed in
 //! batches, shards side by side on the machine's cores (each shard's in the order read).
+//! An instance that owns every partition skips that topic ([`Path::Direct`]): its copies
+//! are queued straight away.
 //! Every `commit_interval`, or as soon as the input is read to its end when the
 //! transaction holds something urgent, the changed state is checkpointed and the whole
 //! transaction (outputs, state, offsets of both topics) commits at once, so after a crash
@@ -36,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     error::Error,
     events::RulesMetrics,
-    processor::{Output, Processor, Settings, route_keys},
+    processor::{Key, Output, Processor, Settings, route_keys},
     reload::RuleSet,
     rule::{Rule, Trigger},
 };
@@ -126,11 +128,36 @@ struct Shard {
     touched: bool,
 }
 
-/// A record of the repartition topic queued for its shard, in the order it was read.
+/// What is queued for a shard, in the order it came: a record of the repartition topic,
+/// or copies this instance routed to a shard of its own.
 enum Input {
     Frame { offset: i64, payload: Vec<u8> },
     Marker(Marker),
+    Copies(Pending),
 }
+
+/// How copies reach this instance's shards.
+#[derive(Debug, PartialEq)]
+enum Path {
+    /// Through the repartition topic, in order with the copies of other instances and
+    /// everyone's watermark markers.
+    Log,
+    /// Straight to their shard's queue, and markers are applied at each commit: this
+    /// instance owns every partition of both topics and has read the repartition topic
+    /// through, so nothing else writes there and nothing there is left to come after.
+    Direct,
+    /// It owns every partition, and reads the repartition topic through (each partition
+    /// to the offset given) with the incidents paused; after [`CATCH_UP`] without getting
+    /// there it settles for [`Path::Log`].
+    CatchingUp {
+        since: Instant,
+        ends: BTreeMap<i32, i64>,
+    },
+}
+
+/// How long a sole owner waits to read the repartition topic through before it takes
+/// [`Path::Direct`] (an open transaction of a departed instance holds the end back).
+const CATCH_UP: Duration = Duration::from_secs(30);
 
 /// A shard with its queued records, for one thread to process.
 type Job<'a> = (i32, &'a mut Shard, Vec<Input>);
@@ -167,6 +194,11 @@ pub(crate) struct Worker {
     frames: BTreeMap<i32, Pending>,
     /// Event time at the router: what each assigned input partition vouches for.
     sources: Sources,
+    /// Partitions of the incidents topic.
+    inputs: i32,
+    path: Path,
+    /// Incident partitions paused while the repartition topic is read through.
+    paused: Option<TopicPartitionList>,
     last_input: Instant,
     /// Something was consumed or produced since the last commit.
     pending: bool,
@@ -217,6 +249,9 @@ impl Worker {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             frames: BTreeMap::new(),
             sources: Sources::new(sources),
+            inputs: sources,
+            path: Path::Log,
+            paused: None,
             last_input: Instant::now(),
             pending: false,
             urgent: false,
@@ -291,6 +326,7 @@ impl Worker {
             if caught_up || self.queued_bytes >= BATCH_BYTES {
                 self.drain()?;
             }
+            self.catch_up(consumer)?;
             // The other producer has nothing in flight: its commit waited for every
             // acknowledgement.
             self.producer().poll(Duration::ZERO);
@@ -347,6 +383,14 @@ impl Worker {
             || (self.live.iter()).any(|r| r.trigger == Trigger::Immediate && r.matches(&event));
         for key in route_keys(&self.live, &event) {
             let partition = partition_of(&key, self.partitions)?;
+            if self.path == Path::Direct {
+                self.queue_local(partition, key, &event, payload.len());
+                continue;
+            }
+            // Read although paused: the topic now gets new copies, it cannot be read through.
+            if matches!(self.path, Path::CatchingUp { .. }) {
+                self.path = Path::Log;
+            }
             let pending = self.frames.entry(partition).or_default();
             pending.push(key, &event, payload.len());
             if pending.full() {
@@ -354,6 +398,19 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// Queues a copy for its shard, to be processed without a trip through the repartition
+    /// topic ([`Path::Direct`]): its state commits in the same transaction as the offset of
+    /// the incident it came from, which is all the trip would have bought.
+    fn queue_local(&mut self, partition: i32, key: Key, event: &Arc<IncidentEvent>, size: usize) {
+        let inputs = self.queued.entry(partition).or_default();
+        if !matches!(inputs.last(), Some(Input::Copies(_))) {
+            inputs.push(Input::Copies(Pending::default()));
+        }
+        if let Some(Input::Copies(pending)) = inputs.last_mut() {
+            self.queued_bytes += pending.push(key, event, size);
+        }
     }
 
     /// Writes the copies gathered for `partition` as one frame record.
@@ -443,6 +500,7 @@ impl Worker {
                 .map(|i| match i {
                     Input::Frame { payload, .. } => payload.len(),
                     Input::Marker(_) => 1,
+                    Input::Copies(pending) => pending.bytes(),
                 })
                 .sum()
         };
@@ -573,12 +631,26 @@ impl Worker {
     fn commit(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
         self.drain()?;
         self.find_idle(consumer);
-        let markers = self.sources.markers();
+        // Nothing is routed while catching up: markers wait for the path to be chosen.
+        let markers = match self.path {
+            Path::CatchingUp { .. } => Vec::new(),
+            _ => self.sources.markers(),
+        };
         if !self.pending && markers.is_empty() {
             self.last_commit = Instant::now();
             return Ok(());
         }
         let started = Instant::now();
+        let direct = self.path == Path::Direct;
+        if direct && !markers.is_empty() {
+            // Where a shard would have read them: after every copy routed before them. What
+            // they close is in this transaction.
+            for &partition in self.shards.keys() {
+                let queue = self.queued.entry(partition).or_default();
+                queue.extend(markers.iter().map(|m| Input::Marker(*m)));
+            }
+            self.drain()?;
+        }
         let mut records = Vec::new();
         for (&partition, shard) in &mut self.shards {
             if shard.touched {
@@ -604,7 +676,7 @@ impl Worker {
         for partition in partitions {
             self.write_frame(partition)?;
         }
-        for marker in markers {
+        for marker in markers.into_iter().filter(|_| !direct) {
             let value = serde_json::to_vec(&marker)?;
             for partition in 0..self.partitions {
                 let headers = OwnedHeaders::new().insert(Header {
@@ -675,6 +747,8 @@ impl Worker {
     /// longer assigned are dropped, and newly assigned ones, or ones changed since the
     /// commit, are read back from the changelog.
     fn rebalanced(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
+        self.path = Path::Log;
+        self.paused = None;
         if self.pending {
             self.metrics.aborts.inc();
             self.abort()?;
@@ -708,6 +782,8 @@ impl Worker {
             .filter(|e| e.topic() == self.topics.repartition)
             .map(|e| e.partition())
             .collect();
+        let owns_all =
+            inputs.len() == self.inputs as usize && assigned.len() == self.partitions as usize;
         self.shards
             .retain(|p, shard| assigned.contains(p) && !shard.touched);
         let missing: Vec<i32> = assigned
@@ -735,7 +811,85 @@ impl Worker {
                 .observe(started.elapsed().as_secs_f64());
             tracing::info!(partitions = ?missing, took = ?started.elapsed(), "state restored from the changelog");
         }
+        if owns_all {
+            self.start_catching_up(consumer, &inputs)?;
+        }
         self.gauges();
+        Ok(())
+    }
+
+    /// As the only instance: pauses the incidents and notes how far the repartition topic
+    /// must be read before copies can skip it. Stays on [`Path::Log`] if the broker cannot
+    /// say.
+    fn start_catching_up(
+        &mut self,
+        consumer: &BaseConsumer<Context>,
+        inputs: &[i32],
+    ) -> Result<(), Error> {
+        let topic = &self.topics.repartition;
+        let mut list = TopicPartitionList::new();
+        for p in 0..self.partitions {
+            list.add_partition(topic, p);
+        }
+        let Ok(committed) = consumer.committed_offsets(list, Duration::from_secs(5)) else {
+            return Ok(());
+        };
+        let mut ends = BTreeMap::new();
+        for p in 0..self.partitions {
+            let Ok((low, high)) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5))
+            else {
+                return Ok(());
+            };
+            let from = match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o.max(low),
+                _ => low,
+            };
+            // Every transaction ends with a control record, which the reader does not
+            // always step over: read through once past the last record before it.
+            if high - 1 > from {
+                ends.insert(p, high - 1);
+            }
+        }
+        let mut paused = TopicPartitionList::new();
+        for &p in inputs {
+            paused.add_partition(&self.topics.incidents, p);
+        }
+        consumer.pause(&paused)?;
+        self.paused = Some(paused);
+        self.path = Path::CatchingUp {
+            since: Instant::now(),
+            ends,
+        };
+        self.catch_up(consumer)
+    }
+
+    /// Moves from [`Path::CatchingUp`] once the repartition topic is read through (or
+    /// given up on), and resumes the incidents.
+    fn catch_up(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
+        if let Path::CatchingUp { since, ends } = &self.path {
+            if since.elapsed() > CATCH_UP {
+                tracing::warn!(waited = ?CATCH_UP, "the repartition topic was not read through: copies keep going through it");
+                self.path = Path::Log;
+            } else {
+                let positions = consumer.position()?;
+                let through = ends.iter().all(|(&p, &end)| {
+                    positions
+                        .find_partition(&self.topics.repartition, p)
+                        .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= end))
+                });
+                if !through {
+                    return Ok(());
+                }
+                self.drain()?;
+                self.path = Path::Direct;
+                tracing::info!(
+                    "this instance owns every partition: copies go straight to their shards"
+                );
+            }
+        }
+        if let Some(paused) = self.paused.take() {
+            consumer.resume(&paused)?;
+        }
         Ok(())
     }
 
@@ -777,7 +931,7 @@ fn process(
     };
     shard.touched = true;
     for input in inputs {
-        let (offset, payload) = match input {
+        let copies = match input {
             Input::Marker(marker) => {
                 keep(shard.processor.advance_source(
                     marker.source,
@@ -787,14 +941,14 @@ fn process(
                 ));
                 continue;
             }
-            Input::Frame { offset, payload } => (offset, payload),
-        };
-        let copies = match frame::decode(&payload) {
-            Ok(copies) => copies,
-            Err(e) => {
-                skip(metrics, partition, offset, &format!("frame: {e}"));
-                continue;
-            }
+            Input::Copies(pending) => pending.into_copies(),
+            Input::Frame { offset, payload } => match frame::decode(&payload) {
+                Ok(copies) => copies,
+                Err(e) => {
+                    skip(metrics, partition, offset, &format!("frame: {e}"));
+                    continue;
+                }
+            },
         };
         for copy in copies {
             for key in copy.keys {
