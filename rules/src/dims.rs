@@ -30,27 +30,27 @@ pub fn value(event: &IncidentEvent, dim: &str) -> Option<String> {
 /// Every group key `event` belongs to under `group_by`: one for single-valued dimensions,
 /// one per nationality when grouping by nationality, none if a dimension is unset.
 pub fn keys(event: &IncidentEvent, group_by: &[String]) -> Vec<Vec<(String, String)>> {
-    let mut keys: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    let mut keys: Vec<Vec<(String, String)>> = vec![Vec::with_capacity(group_by.len())];
     for dim in group_by {
-        let values: Vec<String> = if dim == "nationality" {
-            event
-                .nationalities
-                .iter()
-                .map(|n| n.nationality.clone())
-                .collect()
+        if dim == "nationality" {
+            let values = &event.nationalities;
+            let mut more = Vec::with_capacity(keys.len() * values.len());
+            for key in &keys {
+                for n in values {
+                    let mut key = key.clone();
+                    key.push((dim.clone(), n.nationality.clone()));
+                    more.push(key);
+                }
+            }
+            keys = more;
         } else {
-            value(event, dim).into_iter().collect()
-        };
-        keys = keys
-            .into_iter()
-            .flat_map(|k| {
-                values.iter().map(move |v| {
-                    let mut k = k.clone();
-                    k.push((dim.clone(), v.clone()));
-                    k
-                })
-            })
-            .collect();
+            let Some(value) = value(event, dim) else {
+                return Vec::new();
+            };
+            for key in &mut keys {
+                key.push((dim.clone(), value.clone()));
+            }
+        }
     }
     keys
 }

@@ -40,6 +40,9 @@ pub(crate) fn restore(
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "10")
         .create_with_context(EndsQuietly)?;
+    // A new client assigned partitions whose leaders it does not know yet asks again only
+    // after librdkafka's fixed 500 ms: learn them first.
+    consumer.fetch_metadata(Some(topic), TXN_TIMEOUT)?;
     let mut assignment = TopicPartitionList::new();
     for &p in partitions {
         assignment.add_partition_offset(topic, p, Offset::Beginning)?;
