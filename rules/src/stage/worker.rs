@@ -2,7 +2,8 @@
 //! `relec.incidents` and the repartition topic in one group; transactional producers (two,
 //! taking turns, one transaction at a time) write re-keyed incidents, alerts and changelog
 //! records. Records of the repartition topic are queued per shard and processed in
-//! batches, shards side by side on the machine's cores (each shard's in the order read).
+//! batches on other threads while this one reads on, shards side by side on the machine's
+//! cores (each shard's in the order read).
 //! An instance that owns every partition skips that topic ([`Path::Direct`]): its copies
 //! are queued straight away.
 //! Every `commit_interval`, or as soon as the input is read to its end when the
@@ -54,8 +55,9 @@ pub const WATERMARK_HEADER: &str = "relec.watermark";
 
 /// How long one poll waits for a record before the loop looks at commits and reloads.
 const POLL: Duration = Duration::from_millis(20);
-/// Frame bytes queued over all shards before they are processed: enough to keep every
-/// thread busy for a while, little enough that an alert waits a few milliseconds at most.
+/// Bytes queued over all shards before they are handed to other threads: enough to keep
+/// every thread busy for a while, little enough that an alert waits a few milliseconds at
+/// most. Whatever is queued is processed at once when the input is read to its end.
 const BATCH_BYTES: usize = 1 << 20;
 /// How long a transaction call may take before the worker gives up and starts over.
 pub(crate) const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -160,7 +162,9 @@ enum Path {
 const CATCH_UP: Duration = Duration::from_secs(30);
 
 /// A shard with its queued records, for one thread to process.
-type Job<'a> = (i32, &'a mut Shard, Vec<Input>);
+type Job = (i32, Shard, Vec<Input>);
+/// A shard back from its thread, with the outputs that have something to write.
+type Done = (i32, Shard, Vec<Output>);
 
 pub(crate) struct Worker {
     pub kafka: Kafka,
@@ -188,6 +192,10 @@ pub(crate) struct Worker {
     /// their frames' size.
     queued: BTreeMap<i32, Vec<Input>>,
     queued_bytes: usize,
+    /// The batch being processed on other threads (see [`Worker::launch`]), and the
+    /// partitions of the shards it took.
+    batch: Vec<std::thread::JoinHandle<Vec<Done>>>,
+    away: Vec<i32>,
     /// Threads shards are processed on.
     threads: usize,
     /// Copies routed but not yet written, by repartition partition.
@@ -246,6 +254,8 @@ impl Worker {
             shards: BTreeMap::new(),
             queued: BTreeMap::new(),
             queued_bytes: 0,
+            batch: Vec::new(),
+            away: Vec::new(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             frames: BTreeMap::new(),
             sources: Sources::new(sources),
@@ -323,8 +333,10 @@ impl Worker {
                     }
                 }
             }
-            if caught_up || self.queued_bytes >= BATCH_BYTES {
+            if caught_up {
                 self.drain()?;
+            } else if self.queued_bytes >= BATCH_BYTES {
+                self.launch()?;
             }
             self.catch_up(consumer)?;
             // The other producer has nothing in flight: its commit waited for every
@@ -456,7 +468,7 @@ impl Worker {
     /// queued for its shard.
     fn enqueue(&mut self, m: &BorrowedMessage<'_>) -> Result<(), Error> {
         let partition = m.partition();
-        if !self.shards.contains_key(&partition) {
+        if !self.shards.contains_key(&partition) && !self.away.contains(&partition) {
             // Only a rebalance changes what is assigned, and it was handled: give up this
             // transaction and start again from the last commit rather than guess.
             return Err(Error::NotAssigned(partition));
@@ -486,14 +498,21 @@ impl Worker {
         Ok(())
     }
 
-    /// Processes what is queued: each shard its own records in the order they were read,
-    /// shards side by side on up to `threads` threads (they share nothing), then writes
-    /// the transitions.
+    /// Processes what is queued and writes the transitions: [`Worker::launch`], then
+    /// [`Worker::settle`].
     fn drain(&mut self) -> Result<(), Error> {
+        self.launch()?;
+        self.settle()
+    }
+
+    /// Hands what is queued to other threads, each shard its own records in the order they
+    /// came, shards side by side on up to `threads` threads (they share nothing), while this
+    /// one reads on. The shards are away until [`Worker::settle`]; one batch at a time.
+    fn launch(&mut self) -> Result<(), Error> {
+        self.settle()?;
         if self.queued.is_empty() {
             return Ok(());
         }
-        let mut queued = std::mem::take(&mut self.queued);
         self.queued_bytes = 0;
         let size = |inputs: &[Input]| -> usize {
             (inputs.iter())
@@ -505,34 +524,43 @@ impl Worker {
                 .sum()
         };
         // Each shard to the lane with the least work so far, biggest shards first.
-        let mut jobs: Vec<(usize, Job<'_>)> = (self.shards.iter_mut())
-            .filter_map(|(&p, shard)| queued.remove(&p).map(|inputs| (p, shard, inputs)))
-            .map(|job| (size(&job.2), job))
-            .collect();
+        let mut jobs: Vec<(usize, Job)> = Vec::new();
+        for (partition, inputs) in std::mem::take(&mut self.queued) {
+            if let Some(shard) = self.shards.remove(&partition) {
+                jobs.push((size(&inputs), (partition, shard, inputs)));
+            }
+        }
         jobs.sort_by_key(|(size, (p, ..))| (std::cmp::Reverse(*size), *p));
-        let mut lanes: Vec<(usize, Vec<Job<'_>>)> = (0..self.threads.min(jobs.len()).max(1))
+        let mut lanes: Vec<(usize, Vec<Job>)> = (0..self.threads.min(jobs.len()).max(1))
             .map(|_| (0, Vec::new()))
             .collect();
         for (size, job) in jobs {
+            self.away.push(job.0);
             let lane = (lanes.iter_mut())
                 .min_by_key(|(work, _)| *work)
                 .expect("at least one lane");
             lane.0 += size;
             lane.1.push(job);
         }
-        let metrics = &self.metrics;
-        let mut lanes = lanes.into_iter().map(|(_, jobs)| jobs);
-        let first = lanes.next().unwrap_or_default();
-        let mut outputs: Vec<(i32, Vec<Output>)> = std::thread::scope(|scope| {
-            let others: Vec<_> = lanes
-                .map(|jobs| scope.spawn(move || process_lane(jobs, metrics)))
-                .collect();
-            let mut outputs = process_lane(first, metrics);
-            for other in others {
-                outputs.extend(other.join().expect("a shard's processing panicked"));
+        for (_, jobs) in lanes {
+            let metrics = self.metrics.clone();
+            self.batch
+                .push(std::thread::spawn(move || process_lane(jobs, &metrics)));
+        }
+        Ok(())
+    }
+
+    /// Waits for the batch handed to other threads, takes its shards back and writes their
+    /// transitions (by partition, each shard's in order).
+    fn settle(&mut self) -> Result<(), Error> {
+        let mut outputs = Vec::new();
+        for lane in std::mem::take(&mut self.batch) {
+            for (partition, shard, outs) in lane.join().expect("a shard's processing panicked") {
+                self.shards.insert(partition, shard);
+                outputs.push((partition, outs));
             }
-            outputs
-        });
+        }
+        self.away.clear();
         outputs.sort_by_key(|(p, _)| *p);
         for (_, outs) in outputs {
             for out in outs {
@@ -747,6 +775,7 @@ impl Worker {
     /// longer assigned are dropped, and newly assigned ones, or ones changed since the
     /// commit, are read back from the changelog.
     fn rebalanced(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
+        self.settle()?;
         self.path = Path::Log;
         self.paused = None;
         if self.pending {
@@ -903,11 +932,14 @@ impl Worker {
     }
 }
 
-/// Processes the queued records of some shards, one shard after the other; what each
-/// produced, by partition.
-fn process_lane(jobs: Vec<Job<'_>>, metrics: &RulesMetrics) -> Vec<(i32, Vec<Output>)> {
+/// Processes the queued records of some shards, one shard after the other; each shard
+/// back with what it produced.
+fn process_lane(jobs: Vec<Job>, metrics: &RulesMetrics) -> Vec<Done> {
     jobs.into_iter()
-        .map(|(partition, shard, inputs)| (partition, process(partition, shard, inputs, metrics)))
+        .map(|(partition, mut shard, inputs)| {
+            let outputs = process(partition, &mut shard, inputs, metrics);
+            (partition, shard, outputs)
+        })
         .collect()
 }
 
