@@ -657,28 +657,28 @@ impl Worker {
     /// Checkpoints the changed state, marks the partitions with the router's watermark,
     /// and commits it all with the consumed offsets.
     fn commit(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
-        self.drain()?;
         self.find_idle(consumer);
         // Nothing is routed while catching up: markers wait for the path to be chosen.
         let markers = match self.path {
             Path::CatchingUp { .. } => Vec::new(),
             _ => self.sources.markers(),
         };
+        // Nothing read since the last commit: nothing queued or away either.
         if !self.pending && markers.is_empty() {
             self.last_commit = Instant::now();
             return Ok(());
         }
-        let started = Instant::now();
         let direct = self.path == Path::Direct;
         if direct && !markers.is_empty() {
             // Where a shard would have read them: after every copy routed before them. What
-            // they close is in this transaction.
-            for &partition in self.shards.keys() {
+            // they close is in this transaction. (This instance owns every partition.)
+            for partition in 0..self.partitions {
                 let queue = self.queued.entry(partition).or_default();
                 queue.extend(markers.iter().map(|m| Input::Marker(*m)));
             }
-            self.drain()?;
         }
+        self.drain()?;
+        let started = Instant::now();
         let mut records = Vec::new();
         for (&partition, shard) in &mut self.shards {
             if shard.touched {
