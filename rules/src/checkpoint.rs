@@ -61,7 +61,10 @@ impl Processor {
         let mut records = Vec::with_capacity(dirty.len());
         for (day, groupings) in &mut self.staging {
             for (id, keys) in groupings {
-                for (key, delta) in keys.iter_mut().filter(|(_, d)| d.dirty) {
+                // Hashed: sorted here, so that equal states write equal checkpoints.
+                let mut changed: Vec<_> = keys.iter_mut().filter(|(_, d)| d.dirty).collect();
+                changed.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                for (key, delta) in changed {
                     let entry = Entry::Staged(*day, id.clone(), key.clone());
                     let value = postcard::to_allocvec(&delta.state)?;
                     records.push((serde_json::to_vec(&entry)?, Some(value)));

@@ -15,14 +15,14 @@ pub const DIMENSIONS: [&str; 7] = [
 
 /// The event's value of a single-valued dimension; `None` if the event has none (an
 /// unset crossing point) or the dimension is multi-valued (nationality).
-pub fn value(event: &IncidentEvent, dim: &str) -> Option<String> {
+pub fn value<'a>(event: &'a IncidentEvent, dim: &str) -> Option<&'a str> {
     match dim {
-        "route" => Some(event.route.clone()),
-        "border_section" => event.border_section.clone(),
-        "crossing_point" => event.crossing_point.clone(),
-        "category" => Some(event.category.as_str().to_owned()),
-        "reporting_country" => Some(event.reporting_country.clone()),
-        "reporting_agency" => Some(event.reporting_agency.clone()),
+        "route" => Some(&event.route),
+        "border_section" => event.border_section.as_deref(),
+        "crossing_point" => event.crossing_point.as_deref(),
+        "category" => Some(event.category.as_str()),
+        "reporting_country" => Some(&event.reporting_country),
+        "reporting_agency" => Some(&event.reporting_agency),
         _ => None,
     }
 }
@@ -48,7 +48,7 @@ pub fn keys(event: &IncidentEvent, group_by: &[String]) -> Vec<Vec<(String, Stri
                 return Vec::new();
             };
             for key in &mut keys {
-                key.push((dim.clone(), value.clone()));
+                key.push((dim.clone(), value.to_owned()));
             }
         }
     }

@@ -7,7 +7,8 @@
 //! since the last checkpoint is kept for the changelog (see `checkpoint.rs`).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    hash::{BuildHasherDefault, Hasher},
     sync::Arc,
 };
 
@@ -157,7 +158,7 @@ pub struct Processor {
     /// What the reports of each still open day add to each key, folded apart: merged
     /// into the keys' state when the day closes, so that a day is evaluated on the reports
     /// made by its end, whatever arrived in between.
-    pub(crate) staging: BTreeMap<Day, BTreeMap<GroupingId, BTreeMap<Key, Staged>>>,
+    pub(crate) staging: BTreeMap<Day, BTreeMap<GroupingId, StagedKeys>>,
     pub(crate) clock: Clock,
     /// Digests of (key, event id) seen, by the event's day, for deduplication.
     pub(crate) seen: BTreeMap<Day, SeenDay>,
@@ -451,18 +452,19 @@ impl Processor {
     }
 
     fn immediate(&mut self, key: &Key, event: &Arc<IncidentEvent>, out: &mut Output) {
-        let rules: Vec<Arc<Rule>> = self
-            .rules
-            .iter()
-            .filter(|r| {
-                r.trigger == Trigger::Immediate && is_key_of(key, &r.group_by) && r.matches(event)
-            })
-            .cloned()
-            .collect();
         // Immediate alerts live in report days, so that when one resolves depends on the
         // reports only, not on how far the stage had closed days when the next one came.
         let day = day_of(event.reported_at);
-        for rule in rules {
+        // By index: this runs for every copy, and most rules are not immediate.
+        for i in 0..self.rules.len() {
+            let rule = &self.rules[i];
+            if !(rule.trigger == Trigger::Immediate
+                && is_key_of(key, &rule.group_by)
+                && rule.matches(event))
+            {
+                continue;
+            }
+            let rule = rule.clone();
             if let Some(verdict) = self.evaluate(&rule, key, day, Some(event.clone()), out)
                 && verdict.fire
             {
@@ -602,6 +604,10 @@ fn counts(id: &GroupingId, grouping: &Grouping, key: &Key, event: &IncidentEvent
             .is_some_and(|rule| rule.matches(event))
 }
 
+/// What the reports of one open day add to each key of a grouping: hashed, as every
+/// routed copy looks its key up here (a fixed seed, so runs are alike).
+pub(crate) type StagedKeys = HashMap<Key, Staged, foldhash::fast::FixedState>;
+
 /// What the reports of one open day add to one key.
 #[derive(Debug, Default)]
 pub(crate) struct Staged {
@@ -617,7 +623,7 @@ pub(crate) struct Staged {
 /// new digests; every [`SeenDay::MAX_PARTS`] parts they are written again as one.
 #[derive(Debug, Default)]
 pub(crate) struct SeenDay {
-    pub(crate) digests: HashSet<u64>,
+    pub(crate) digests: HashSet<u64, BuildHasherDefault<Uniform>>,
     /// Added since the last checkpoint: the next part.
     pub(crate) fresh: Vec<u64>,
     /// Parts in the changelog: `0..parts`.
@@ -634,6 +640,27 @@ impl SeenDay {
             self.fresh.push(digest);
         }
         new
+    }
+}
+
+/// Hashes a digest to itself: digests are uniform already, so the set need not hash
+/// them again.
+#[derive(Debug, Default)]
+pub(crate) struct Uniform(u64);
+
+impl Hasher for Uniform {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 

@@ -223,7 +223,7 @@ impl Rule {
                     .iter()
                     .any(|n| allowed.contains(&n.nationality))
             } else {
-                crate::dims::value(event, dim).is_some_and(|v| allowed.contains(&v))
+                crate::dims::value(event, dim).is_some_and(|v| allowed.iter().any(|a| a == v))
             }
         })
     }

@@ -3,7 +3,7 @@
 //! say), and first/last-seen times, kept for a horizon. Buckets only ever add, so the
 //! order events arrive in does not change what they hold.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use relec_schemas::{Alert, IncidentEvent, Tlp};
 use serde::{Deserialize, Serialize};
@@ -117,7 +117,8 @@ pub struct KeyState {
     meta: BTreeMap<Day, DayMeta>,
     /// The latest events by (occurred_at, event_id), at most [`Alert::MAX_EVIDENCE`]; kept
     /// by event time, not arrival, so the evidence does not depend on delivery order.
-    recent: BTreeSet<(i64, String)>,
+    /// Sorted, oldest first (a set before; both serialise as the same sequence).
+    recent: VecDeque<(i64, String)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,25 +146,18 @@ impl KeyState {
         if !meta.countries.contains(&event.reporting_country) {
             meta.countries.insert(event.reporting_country.clone());
         }
-        // Only the latest are kept: one older than all of them would go again at once.
-        let older = (self.recent.first()).is_some_and(|(at, id)| {
-            (*at, id.as_str()) >= (event.occurred_at, event.event_id.as_str())
-        });
-        if self.recent.len() < Alert::MAX_EVIDENCE || !older {
-            (self.recent).insert((event.occurred_at, event.event_id.clone()));
-            while self.recent.len() > Alert::MAX_EVIDENCE {
-                self.recent.pop_first();
-            }
-        }
+        remember(&mut self.recent, event.occurred_at, &event.event_id);
         for dim in breakdowns {
-            for (value, sub) in sub_counters(event, dim, &counters) {
-                let by_day = slot(slot(&mut self.subs, dim), &value);
-                by_day.entry(day).or_default().add(&sub);
-                slot(&mut self.sub_seen, dim)
-                    .entry(value)
-                    .and_modify(|s| s.include(event.occurred_at))
-                    .or_insert_with(|| Seen::at(event.occurred_at));
-            }
+            let (subs, sub_seen) = (slot(&mut self.subs, dim), slot(&mut self.sub_seen, dim));
+            for_each_sub(event, dim, &counters, |value, sub| {
+                slot(subs, value).entry(day).or_default().add(&sub);
+                match sub_seen.get_mut(value) {
+                    Some(seen) => seen.include(event.occurred_at),
+                    None => {
+                        sub_seen.insert(value.to_owned(), Seen::at(event.occurred_at));
+                    }
+                }
+            });
         }
     }
 
@@ -192,9 +186,8 @@ impl KeyState {
             mine.handling = mine.handling.max(meta.handling);
             mine.countries.extend(meta.countries.iter().cloned());
         }
-        self.recent.extend(other.recent.iter().cloned());
-        while self.recent.len() > Alert::MAX_EVIDENCE {
-            self.recent.pop_first();
+        for (at, id) in &other.recent {
+            remember(&mut self.recent, *at, id);
         }
     }
 
@@ -310,6 +303,22 @@ impl KeyState {
     }
 }
 
+/// Keeps event `id` (occurred at `at`) among the latest [`Alert::MAX_EVIDENCE`] in
+/// `recent`, if it is one of them. Events mostly come in time order, so it is mostly a
+/// push at the back and a pop at the front.
+fn remember(recent: &mut VecDeque<(i64, String)>, at: i64, id: &str) {
+    let pos = recent.partition_point(|(a, i)| (*a, i.as_str()) < (at, id));
+    let known = recent.get(pos).is_some_and(|(a, i)| *a == at && i == id);
+    // Older than all of the latest: it would go again at once.
+    if known || (pos == 0 && recent.len() >= Alert::MAX_EVIDENCE) {
+        return;
+    }
+    recent.insert(pos, (at, id.to_owned()));
+    if recent.len() > Alert::MAX_EVIDENCE {
+        recent.pop_front();
+    }
+}
+
 fn merge_days(into: &mut BTreeMap<Day, Counters>, from: &BTreeMap<Day, Counters>) {
     for (day, c) in from {
         into.entry(*day).or_default().add(c);
@@ -363,25 +372,30 @@ pub(crate) fn slot<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) 
     map.get_mut(key).expect("inserted above")
 }
 
-/// What `event` adds to each sub-key of `dim`. For nationality, persons are split by the
-/// nationality counts; other dimensions take the whole event.
-fn sub_counters(event: &IncidentEvent, dim: &str, whole: &Counters) -> Vec<(String, Counters)> {
+/// Calls `f` with what `event` adds to each sub-key of `dim`. For nationality, persons
+/// are split by the nationality counts; other dimensions take the whole event.
+fn for_each_sub(
+    event: &IncidentEvent,
+    dim: &str,
+    whole: &Counters,
+    mut f: impl FnMut(&str, Counters),
+) {
     match dim {
-        "nationality" => event
-            .nationalities
-            .iter()
-            .map(|n| {
+        "nationality" => {
+            for n in &event.nationalities {
                 let c = Counters {
                     persons: n.count.into(),
                     minors: n.minors.into(),
                     ..*whole
                 };
-                (n.nationality.clone(), c)
-            })
-            .collect(),
-        _ => crate::dims::value(event, dim)
-            .map(|v| vec![(v, *whole)])
-            .unwrap_or_default(),
+                f(&n.nationality, c);
+            }
+        }
+        _ => {
+            if let Some(v) = crate::dims::value(event, dim) {
+                f(v, *whole);
+            }
+        }
     }
 }
 
