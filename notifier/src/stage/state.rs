@@ -161,8 +161,8 @@ impl StateWriter {
         let id = Kafka::turn_id(&format!("{}.notifier", self.group), i);
         let producer: BaseProducer = self.kafka.transactional_producer("notifier", &id)?;
         let producer = Arc::new(producer);
-        let p = producer.clone();
-        tokio::task::spawn_blocking(move || p.init_transactions(TXN_TIMEOUT))
+        let (p, topic) = (producer.clone(), self.topic.clone());
+        tokio::task::spawn_blocking(move || polled::init_transactions(&p, &topic, TXN_TIMEOUT))
             .await
             .map_err(|e| Error::Task(e.to_string()))?
             .map_err(|e| self.classify(e))?;

@@ -37,6 +37,24 @@ pub fn await_acks(producer: &BaseProducer, deadline: Instant) -> bool {
     left == 0
 }
 
+/// `init_transactions` on a new producer, once it is connected to a broker it learned
+/// from the cluster (`topic` is any topic, to keep the request small). A new client talks
+/// to its bootstrap address first, then retires that connection for one to each broker
+/// the metadata names; a coordinator query made while none is up fails, and librdkafka
+/// asks again only after a fixed 500 ms. The first request names the brokers; the second
+/// waits for a connection to one of them. In `bench stage`, one start in two to three
+/// lost those 500 ms to it (once for each of its two producers).
+pub fn init_transactions(
+    producer: &BaseProducer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<(), KafkaError> {
+    for _ in 0..2 {
+        producer.client().fetch_metadata(Some(topic), timeout)?;
+    }
+    producer.init_transactions(timeout)
+}
+
 /// Enqueues `record`, serving the producer while its queue is full, until `deadline`.
 pub fn send<K: ToBytes + ?Sized, P: ToBytes + ?Sized>(
     producer: &BaseProducer,

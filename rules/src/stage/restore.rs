@@ -20,7 +20,33 @@ use crate::{error::Error, processor::Processor};
 use super::worker::TXN_TIMEOUT;
 
 /// A restored processor and the size of each of its changelog entries.
-pub(crate) type Restored = (Processor, HashMap<Vec<u8>, usize>);
+pub(crate) type Restored = (Processor, Sizes);
+
+/// The checkpointed size of each changelog entry of one shard, and their sum: the
+/// state-size gauge, kept up to date entry by entry rather than summed at each commit.
+#[derive(Debug, Default)]
+pub(crate) struct Sizes {
+    by_key: HashMap<Vec<u8>, usize, foldhash::fast::FixedState>,
+    total: usize,
+}
+
+impl Sizes {
+    /// Entry `key` is now `value` (`None`: deleted).
+    pub(crate) fn set(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let size = value.map(|v| key.len() + v.len());
+        let old = match (size, self.by_key.get_mut(key)) {
+            (Some(size), Some(old)) => Some(std::mem::replace(old, size)),
+            (Some(size), None) => self.by_key.insert(key.to_vec(), size),
+            (None, _) => self.by_key.remove(key),
+        };
+        self.total = self.total + size.unwrap_or(0) - old.unwrap_or(0);
+    }
+
+    /// Bytes of all entries.
+    pub(crate) fn total(&self) -> usize {
+        self.total
+    }
+}
 
 /// Rebuilds the processors of `partitions` from `topic`. An open transaction of a former
 /// owner holds the end back until it is committed or aborted, so this waits up to the
@@ -50,7 +76,7 @@ pub(crate) fn restore(
     consumer.assign(&assignment)?;
     let mut restored: BTreeMap<i32, Restored> = partitions
         .iter()
-        .map(|&p| (p, (new(), HashMap::new())))
+        .map(|&p| (p, (new(), Sizes::default())))
         .collect();
     let mut open: Vec<i32> = partitions.to_vec();
     let deadline = Instant::now() + TXN_TIMEOUT * 2;
@@ -79,10 +105,7 @@ pub(crate) fn restore(
                         key: String::from_utf8_lossy(key).into_owned(),
                         reason: e.to_string(),
                     })?;
-                match m.payload() {
-                    Some(v) => sizes.insert(key.to_vec(), key.len() + v.len()),
-                    None => sizes.remove(key),
-                };
+                sizes.set(key, m.payload());
             }
         }
     }

@@ -13,7 +13,7 @@
 //! alerts left off.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -45,8 +45,8 @@ use crate::{
 };
 
 use super::{
-    frame::{self, FRAME_HEADER, FRAME_VERSION, Pending, partition_of},
-    restore::restore,
+    frame::{self, FRAME_HEADER, FRAME_VERSION, Pending, Placement},
+    restore::{Sizes, restore},
     sources::{Marker, Sources},
 };
 
@@ -125,7 +125,7 @@ pub(crate) struct Topics {
 struct Shard {
     processor: Processor,
     /// Checkpointed size of each changelog entry, for the state-size gauge.
-    sizes: HashMap<Vec<u8>, usize>,
+    sizes: Sizes,
     /// Changed since the last commit: an abort makes it stale.
     touched: bool,
 }
@@ -200,6 +200,7 @@ pub(crate) struct Worker {
     threads: usize,
     /// Copies routed but not yet written, by repartition partition.
     frames: BTreeMap<i32, Pending>,
+    placement: Placement,
     /// Event time at the router: what each assigned input partition vouches for.
     sources: Sources,
     /// Partitions of the incidents topic.
@@ -258,6 +259,7 @@ impl Worker {
             away: Vec::new(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             frames: BTreeMap::new(),
+            placement: Placement::new(partitions),
             sources: Sources::new(sources),
             inputs: sources,
             path: Path::Log,
@@ -278,7 +280,7 @@ impl Worker {
         shutdown: &CancellationToken,
     ) -> Result<(), Error> {
         for producer in &self.producers {
-            producer.init_transactions(TXN_TIMEOUT)?;
+            polled::init_transactions(producer, &self.topics.alerts, TXN_TIMEOUT)?;
         }
         self.producer().begin_transaction()?;
         let result = self.work(consumer, shutdown);
@@ -394,7 +396,7 @@ impl Worker {
         self.urgent = self.urgent
             || (self.live.iter()).any(|r| r.trigger == Trigger::Immediate && r.matches(&event));
         for key in route_keys(&self.live, &event) {
-            let partition = partition_of(&key, self.partitions)?;
+            let partition = self.placement.of(&key)?;
             if self.path == Path::Direct {
                 self.queue_local(partition, key, &event, payload.len());
                 continue;
@@ -683,10 +685,7 @@ impl Worker {
         for (&partition, shard) in &mut self.shards {
             if shard.touched {
                 for (key, value) in shard.processor.checkpoint()? {
-                    match &value {
-                        Some(v) => shard.sizes.insert(key.clone(), key.len() + v.len()),
-                        None => shard.sizes.remove(&key),
-                    };
+                    shard.sizes.set(&key, value.as_deref());
                     records.push((partition, key, value));
                 }
             }
@@ -753,7 +752,7 @@ impl Worker {
         let mut watermark = i64::MIN;
         for shard in self.shards.values() {
             keys += shard.processor.keys();
-            bytes += shard.sizes.values().sum::<usize>();
+            bytes += shard.sizes.total();
             let (p, f) = shard.processor.alert_counts();
             pending += p;
             firing += f;
