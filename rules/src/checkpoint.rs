@@ -35,11 +35,15 @@ pub enum Entry {
 /// A changelog record: key, and value or `None` for a tombstone.
 pub type Record = (Vec<u8>, Option<Vec<u8>>);
 
-/// The records for a day with new ids seen: the next part, or, once the day has
-/// [`SeenDay::MAX_PARTS`], all of its ids as part 0 and tombstones for the others.
+/// The records for a day with new ids seen: all of them as part 0 if the day has no part
+/// yet, else the next part, or, once the day has [`SeenDay::MAX_PARTS`], all of its ids as
+/// part 0 and tombstones for the others.
 fn seen_parts(day: Day, seen: &mut SeenDay, records: &mut Vec<Record>) -> Result<(), Error> {
     let key = |part| serde_json::to_vec(&Entry::SeenPart(day, part));
-    if seen.parts < SeenDay::MAX_PARTS {
+    if seen.parts == 0 {
+        records.push((key(0)?, Some(postcard::to_allocvec(&seen.digests)?)));
+        seen.parts = 1;
+    } else if seen.parts < SeenDay::MAX_PARTS {
         records.push((key(seen.parts)?, Some(postcard::to_allocvec(&seen.fresh)?)));
         seen.parts += 1;
     } else {

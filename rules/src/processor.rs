@@ -619,12 +619,15 @@ pub(crate) struct Staged {
 }
 
 /// The copies of one day's events seen, for deduplication. The changelog holds them in
-/// parts, each what was added between two checkpoints, so a checkpoint writes only the
-/// new digests; every [`SeenDay::MAX_PARTS`] parts they are written again as one.
+/// parts: the first checkpoint that sees the day writes all of them, each later one what
+/// was added since, so a checkpoint writes only the new digests; every
+/// [`SeenDay::MAX_PARTS`] parts they are written again as one.
 #[derive(Debug, Default)]
 pub(crate) struct SeenDay {
     pub(crate) digests: HashSet<u64, BuildHasherDefault<Uniform>>,
-    /// Added since the last checkpoint: the next part.
+    /// Added since the last checkpoint, once the day is in the changelog: the next part.
+    /// Kept only then, so a processor that never checkpoints (a backtest, the fixture
+    /// cases, `bench rules`) does not hold every digest twice.
     pub(crate) fresh: Vec<u64>,
     /// Parts in the changelog: `0..parts`.
     pub(crate) parts: u32,
@@ -636,7 +639,7 @@ impl SeenDay {
     /// Remembers `digest`; false if it was seen already.
     fn insert(&mut self, digest: u64) -> bool {
         let new = self.digests.insert(digest);
-        if new {
+        if new && self.parts > 0 {
             self.fresh.push(digest);
         }
         new
