@@ -407,6 +407,23 @@ mod tests {
     use crate::time::DAY_MS;
 
     #[test]
+    fn the_latest_evidence_is_the_latest_events_in_any_order() {
+        // 200 events, some at the same time, offered in a scrambled order and some twice.
+        let events: Vec<(i64, String)> = (0..200u64)
+            .map(|i| (((i * 37) % 120) as i64, format!("e{i:03}")))
+            .collect();
+        let mut want = events.clone();
+        want.sort();
+        let want: Vec<_> = want[want.len() - Alert::MAX_EVIDENCE..].to_vec();
+        let mut recent = VecDeque::new();
+        for i in (0..200).map(|i| (i * 71) % 200).chain(150..200) {
+            let (at, id) = &events[i];
+            remember(&mut recent, *at, id);
+        }
+        assert_eq!(Vec::from(recent), want);
+    }
+
+    #[test]
     fn consecutive_windows_are_the_sums_of_each_window() {
         let mut s = KeyState::default();
         for i in 0..200u64 {

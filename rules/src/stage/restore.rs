@@ -129,3 +129,21 @@ impl ClientContext for EndsQuietly {
 }
 
 impl ConsumerContext for EndsQuietly {}
+
+#[cfg(test)]
+mod tests {
+    use super::Sizes;
+
+    #[test]
+    fn sizes_keep_the_total_of_the_latest_entries() {
+        let mut sizes = Sizes::default();
+        sizes.set(b"a", Some(b"12345"));
+        sizes.set(b"b", Some(b"1"));
+        assert_eq!(sizes.total(), 6 + 2);
+        sizes.set(b"a", Some(b"12"));
+        assert_eq!(sizes.total(), 3 + 2);
+        sizes.set(b"b", None);
+        sizes.set(b"c", None);
+        assert_eq!(sizes.total(), 3);
+    }
+}
