@@ -316,6 +316,23 @@ fn reapply_overrides(c: &mut ClientConfig, k: &KafkaConfig) {
 /// How long admin and metadata requests may take before they are reported as failures.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Waits until a new client knows the cluster's brokers and is connected to one of them
+/// (`topic` is any topic, to keep the requests small). A new client talks to its bootstrap
+/// address first, then retires that connection for one to each broker the metadata names;
+/// a coordinator query or leader lookup made in between finds nothing to ask, and
+/// librdkafka asks again only after a fixed 500 ms. The first request names the brokers
+/// and the partition leaders; the second waits for a connection to a named broker.
+pub fn learn_brokers<C: rdkafka::client::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<(), rdkafka::error::KafkaError> {
+    for _ in 0..2 {
+        client.fetch_metadata(Some(topic), timeout)?;
+    }
+    Ok(())
+}
+
 /// Runs a blocking metadata or offsets request again while the broker answers that a
 /// partition's leader is not known yet (just after the topic was created, or while a
 /// broker restarts), until `deadline`; any other outcome is returned as it is.

@@ -37,21 +37,16 @@ pub fn await_acks(producer: &BaseProducer, deadline: Instant) -> bool {
     left == 0
 }
 
-/// `init_transactions` on a new producer, once it is connected to a broker it learned
-/// from the cluster (`topic` is any topic, to keep the request small). A new client talks
-/// to its bootstrap address first, then retires that connection for one to each broker
-/// the metadata names; a coordinator query made while none is up fails, and librdkafka
-/// asks again only after a fixed 500 ms. The first request names the brokers; the second
-/// waits for a connection to one of them. In `bench stage`, one start in two to three
-/// lost those 500 ms to it (once for each of its two producers).
+/// `init_transactions` on a new producer, once it knows the cluster
+/// ([`super::learn_brokers`]): in `bench stage`, one start in two to three lost
+/// librdkafka's fixed 500 ms coordinator retry without it (once for each of its two
+/// producers).
 pub fn init_transactions(
     producer: &BaseProducer,
     topic: &str,
     timeout: Duration,
 ) -> Result<(), KafkaError> {
-    for _ in 0..2 {
-        producer.client().fetch_metadata(Some(topic), timeout)?;
-    }
+    super::learn_brokers(producer.client(), topic, timeout)?;
     producer.init_transactions(timeout)
 }
 

@@ -13,7 +13,7 @@ use rdkafka::{
     error::KafkaError,
     types::RDKafkaErrorCode,
 };
-use relec_plumbing::kafka::Kafka;
+use relec_plumbing::kafka::{Kafka, learn_brokers};
 
 use crate::{error::Error, processor::Processor};
 
@@ -68,7 +68,7 @@ pub(crate) fn restore(
         .create_with_context(EndsQuietly)?;
     // A new client assigned partitions whose leaders it does not know yet asks again only
     // after librdkafka's fixed 500 ms: learn them first.
-    consumer.fetch_metadata(Some(topic), TXN_TIMEOUT)?;
+    learn_brokers(consumer.client(), topic, TXN_TIMEOUT)?;
     let mut assignment = TopicPartitionList::new();
     for &p in partitions {
         assignment.add_partition_offset(topic, p, Offset::Beginning)?;
