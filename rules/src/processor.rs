@@ -403,7 +403,7 @@ impl Processor {
                 let grouping = self.groupings.entry(id.clone()).or_default();
                 for (key, delta) in keys {
                     let state = grouping.keys.entry(key.clone()).or_default();
-                    Arc::make_mut(state).merge(&delta.state);
+                    Arc::make_mut(state).merge(delta.state);
                     self.dirty.insert(Entry::State(id.clone(), key.clone()));
                     if delta.written {
                         self.dirty

@@ -163,32 +163,41 @@ impl KeyState {
 
     /// Adds everything `other` holds, as if its events had been added here: a key's
     /// reports of a still open day are folded apart and merged when the day closes.
-    pub fn merge(&mut self, other: &KeyState) {
+    pub fn merge(&mut self, other: KeyState) {
         merge_days(&mut self.days, &other.days);
-        for (dim, values) in &other.subs {
-            let mine = self.subs.entry(dim.clone()).or_default();
+        for (dim, values) in other.subs {
+            let mine = slot(&mut self.subs, &dim);
             for (value, days) in values {
-                merge_days(mine.entry(value.clone()).or_default(), days);
+                match mine.get_mut(&value) {
+                    Some(into) => merge_days(into, &days),
+                    None => {
+                        mine.insert(value, days);
+                    }
+                }
             }
         }
         merge_seen(&mut self.seen, other.seen);
-        for (dim, values) in &other.sub_seen {
-            let mine = self.sub_seen.entry(dim.clone()).or_default();
+        for (dim, values) in other.sub_seen {
+            let mine = slot(&mut self.sub_seen, &dim);
             for (value, seen) in values {
-                let mut slot = mine.get(value).copied();
-                merge_seen(&mut slot, Some(*seen));
-                mine.insert(value.clone(), slot.expect("merged"));
+                match mine.get_mut(&value) {
+                    Some(into) => {
+                        into.include(seen.first);
+                        into.include(seen.last);
+                    }
+                    None => {
+                        mine.insert(value, seen);
+                    }
+                }
             }
         }
         self.last_reported = self.last_reported.max(other.last_reported);
-        for (day, meta) in &other.meta {
-            let mine = self.meta.entry(*day).or_default();
+        for (day, meta) in other.meta {
+            let mine = self.meta.entry(day).or_default();
             mine.handling = mine.handling.max(meta.handling);
-            mine.countries.extend(meta.countries.iter().cloned());
+            mine.countries.extend(meta.countries);
         }
-        for (at, id) in &other.recent {
-            remember(&mut self.recent, *at, id);
-        }
+        merge_recent(&mut self.recent, other.recent);
     }
 
     /// Sum of `field` over days `from..=to`.
@@ -319,6 +328,32 @@ fn remember(recent: &mut VecDeque<(i64, String)>, at: i64, id: &str) {
     }
 }
 
+/// Merges the sorted `from` into the sorted `into`, keeping the latest
+/// [`Alert::MAX_EVIDENCE`] (an event in both once): what [`remember`] of each would
+/// keep, in one pass from the newest.
+fn merge_recent(into: &mut VecDeque<(i64, String)>, from: VecDeque<(i64, String)>) {
+    if from.is_empty() {
+        return;
+    }
+    let mut mine = std::mem::take(into).into_iter().rev().peekable();
+    let mut theirs = from.into_iter().rev().peekable();
+    let mut newest_first = Vec::with_capacity(Alert::MAX_EVIDENCE);
+    while newest_first.len() < Alert::MAX_EVIDENCE {
+        let next = match (mine.peek(), theirs.peek()) {
+            (Some(a), Some(b)) if a == b => {
+                theirs.next();
+                mine.next()
+            }
+            (Some(a), Some(b)) if a > b => mine.next(),
+            (_, Some(_)) => theirs.next(),
+            (Some(_), None) => mine.next(),
+            (None, None) => break,
+        };
+        newest_first.extend(next);
+    }
+    into.extend(newest_first.into_iter().rev());
+}
+
 fn merge_days(into: &mut BTreeMap<Day, Counters>, from: &BTreeMap<Day, Counters>) {
     for (day, c) in from {
         into.entry(*day).or_default().add(c);
@@ -424,6 +459,29 @@ mod tests {
     }
 
     #[test]
+    fn merged_evidence_is_what_remembering_each_event_keeps() {
+        let events: Vec<(i64, String)> = (0..200u64)
+            .map(|i| (((i * 37) % 120) as i64, format!("e{i:03}")))
+            .collect();
+        // Two deques that overlap (the same events in both) and interleave in time, of
+        // every size from empty to full.
+        for (a, b) in [(0, 0), (0, 30), (30, 0), (10, 60), (60, 60), (150, 120)] {
+            let (mut mine, mut theirs, mut want) =
+                (VecDeque::new(), VecDeque::new(), VecDeque::new());
+            for (at, id) in &events[..a] {
+                remember(&mut mine, *at, id);
+                remember(&mut want, *at, id);
+            }
+            for (at, id) in events[a / 2..a / 2 + b].iter().rev() {
+                remember(&mut theirs, *at, id);
+                remember(&mut want, *at, id);
+            }
+            merge_recent(&mut mine, theirs);
+            assert_eq!(mine, want, "{a} and {b} events");
+        }
+    }
+
+    #[test]
     fn consecutive_windows_are_the_sums_of_each_window() {
         let mut s = KeyState::default();
         for i in 0..200u64 {
@@ -483,7 +541,7 @@ mod tests {
         for (i, e) in events.iter().enumerate() {
             if i % 3 == 0 { &mut early } else { &mut late }.add(e, &breakdowns);
         }
-        early.merge(&late);
+        early.merge(late.clone());
         assert_eq!(early, s);
 
         s.prune(5);

@@ -120,6 +120,8 @@ impl Counts {
 #[derive(Debug)]
 struct StageRound {
     timing: Timing,
+    /// CPU time this process spent until the measurement ended (the stage's, all threads).
+    cpu_secs: f64,
     ready_secs: f64,
     timed: Counts,
     settled: Counts,
@@ -200,10 +202,11 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
         base.rules.commit_interval
     );
     println!(
-        "{:<6} {:<14} {:>9} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>11} {:>6} {:>6}",
+        "{:<6} {:<14} {:>9} {:>7} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>11} {:>6} {:>6}",
         "round",
         "path",
         "seconds",
+        "cpu s",
         "incidents/s",
         "sustained",
         "copies/s",
@@ -215,8 +218,10 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
         "dups"
     );
     let (mut bare_times, mut stage_times) = (Vec::new(), Vec::new());
+    let mut cpu_secs: (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     let mut last = None;
     for (round, c) in (1..).zip(&rounds) {
+        let cpu = process_cpu_secs();
         let b = bare(
             &kafka,
             &topic,
@@ -224,21 +229,25 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
             n,
         )
         .await?;
+        let bare_cpu = process_cpu_secs() - cpu;
         println!(
-            "{round:<6} {:<14} {:>9.2} {:>12.0} {:>10.0}",
+            "{round:<6} {:<14} {:>9.2} {:>7.2} {:>12.0} {:>10.0}",
             "bare consumer",
             b.secs,
+            bare_cpu,
             n as f64 / b.secs,
             n as f64 / b.sustained_secs()
         );
         bare_times.push(b);
+        cpu_secs.0.push(bare_cpu);
 
         let s = stage(c, &Kafka::connect_like(&kafka, c), expected).await?;
         let (k, settled) = (&s.timed, &s.settled);
         println!(
-            "{round:<6} {:<14} {:>9.2} {:>12.0} {:>10.0} {:>10.0} {:>8.2} {:>8} {:>10.1} {:>11} {:>6} {:>6}",
+            "{round:<6} {:<14} {:>9.2} {:>7.2} {:>12.0} {:>10.0} {:>10.0} {:>8.2} {:>8} {:>10.1} {:>11} {:>6} {:>6}",
             "rules stage",
             s.timing.secs,
+            s.cpu_secs,
             n as f64 / s.timing.secs,
             n as f64 / s.timing.sustained_secs(),
             k.copies() as f64 / s.timing.sustained_secs(),
@@ -257,6 +266,7 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
             );
         }
         stage_times.push(s.timing);
+        cpu_secs.1.push(s.cpu_secs);
         last = Some(s);
     }
 
@@ -279,6 +289,18 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
             stage_rate / bare_rate
         );
     }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (bare_cpu, stage_cpu) = (median(&mut cpu_secs.0), median(&mut cpu_secs.1));
+    println!(
+        "median CPU time of this process per incident (the broker's not included): bare \
+         consumer {:.2} µs, rules stage {:.2} µs ({:.1}x)",
+        bare_cpu * 1e6 / n as f64,
+        stage_cpu * 1e6 / n as f64,
+        stage_cpu / bare_cpu.max(f64::EPSILON)
+    );
     if let Some(StageRound { timed, settled, .. }) = &last {
         println!(
             "last stage round, while measured: {} commits taking {:.2} s in all, {} rule \
@@ -414,9 +436,10 @@ async fn stage(config: &Config, kafka: &Kafka, expected: u64) -> anyhow::Result<
     let token = CancellationToken::new();
     let _stop = token.clone().drop_guard();
     let started = Instant::now();
+    let cpu = process_cpu_secs();
     let mut task = tokio::spawn(stage.run(token.clone()));
     let (mut ready_secs, mut first_secs) = (None, None);
-    let secs = loop {
+    let (secs, cpu_secs) = loop {
         let counts = Counts::read(&telemetry);
         if ready_secs.is_none() && counts.partitions > 0 {
             ready_secs = Some(started.elapsed().as_secs_f64());
@@ -428,7 +451,7 @@ async fn stage(config: &Config, kafka: &Kafka, expected: u64) -> anyhow::Result<
             first_secs = Some(started.elapsed().saturating_sub(POLL).as_secs_f64());
         }
         if counts.copies() >= expected {
-            break started.elapsed().as_secs_f64();
+            break (started.elapsed().as_secs_f64(), process_cpu_secs() - cpu);
         }
         if task.is_finished() {
             (&mut task).await??;
@@ -466,6 +489,7 @@ async fn stage(config: &Config, kafka: &Kafka, expected: u64) -> anyhow::Result<
             first_secs: first_secs.unwrap_or(secs),
         },
         ready_secs: ready_secs.unwrap_or(secs),
+        cpu_secs,
         timed,
         settled,
     })
@@ -498,6 +522,21 @@ pub(super) fn gathered(
             })
             .reduce(|a, b| a + b)
     }
+}
+
+/// CPU time (user and system, all threads) this process has used so far, in seconds, at
+/// the kernel's clock-tick resolution (10 ms); 0 where /proc is missing.
+pub(super) fn process_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces): state is the first, utime
+    // and stime the 12th and 13th.
+    let after = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+    let ticks: u64 = (after.split_whitespace().skip(11).take(2))
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
 }
 
 /// Peak resident set size of this process, in bytes (Linux only).

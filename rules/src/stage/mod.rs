@@ -8,6 +8,7 @@
 //! instance owns every partition. Every hop commits in transactions with its input offsets.
 
 mod frame;
+mod lanes;
 mod restore;
 mod sources;
 mod worker;
@@ -172,8 +173,8 @@ impl RulesStage {
                     let consumer = consumer(kafka, config, metrics)?;
                     let id = format!("{}.{}", config.rules.group, config.rules.instance_name());
                     let producers = [
-                        kafka.transactional_producer("rules", &Kafka::turn_id(&id, 0))?,
-                        kafka.transactional_producer("rules", &Kafka::turn_id(&id, 1))?,
+                        kafka.eager().transactional_producer("rules", &Kafka::turn_id(&id, 0))?,
+                        kafka.eager().transactional_producer("rules", &Kafka::turn_id(&id, 1))?,
                     ];
                     let mut worker = Worker::new(
                         kafka.clone(),

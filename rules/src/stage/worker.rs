@@ -1,9 +1,9 @@
 //! The rules stage's consume-process-produce loop, on its own thread. One consumer reads
 //! `relec.incidents` and the repartition topic in one group; transactional producers (two,
 //! taking turns, one transaction at a time) write re-keyed incidents, alerts and changelog
-//! records. Records of the repartition topic are queued per shard and processed in
-//! batches on other threads while this one reads on, shards side by side on the machine's
-//! cores (each shard's in the order read).
+//! records. Records of the repartition topic are queued per shard and processed on other
+//! threads while this one reads on ([`Lanes`]), shards side by side on the machine's cores
+//! (each shard's in the order read).
 //! An instance that owns every partition skips that topic ([`Path::Direct`]): its copies
 //! are queued straight away.
 //! Every `commit_interval`, or as soon as the input is read to its end when the
@@ -13,7 +13,7 @@
 //! alerts left off.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -37,6 +37,7 @@ use tokio::{runtime::Handle, sync::watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    checkpoint::Record,
     error::Error,
     events::RulesMetrics,
     processor::{Key, Output, Processor, Settings, route_keys},
@@ -46,6 +47,7 @@ use crate::{
 
 use super::{
     frame::{self, FRAME_HEADER, FRAME_VERSION, Pending, Placement},
+    lanes::{Job, Lanes},
     restore::{Sizes, restore},
     sources::{Marker, Sources},
 };
@@ -122,7 +124,7 @@ pub(crate) struct Topics {
 }
 
 /// The state of one repartition partition.
-struct Shard {
+pub(crate) struct Shard {
     processor: Processor,
     /// Checkpointed size of each changelog entry, for the state-size gauge.
     sizes: Sizes,
@@ -130,9 +132,20 @@ struct Shard {
     touched: bool,
 }
 
+impl Shard {
+    /// The changed state as changelog records; the state-size gauge follows.
+    pub(crate) fn checkpoint(&mut self) -> Result<Vec<Record>, Error> {
+        let records = self.processor.checkpoint()?;
+        for (key, value) in &records {
+            self.sizes.set(key, value.as_deref());
+        }
+        Ok(records)
+    }
+}
+
 /// What is queued for a shard, in the order it came: a record of the repartition topic,
 /// or copies this instance routed to a shard of its own.
-enum Input {
+pub(crate) enum Input {
     Frame { offset: i64, payload: Vec<u8> },
     Marker(Marker),
     Copies(Pending),
@@ -161,11 +174,6 @@ enum Path {
 /// [`Path::Direct`] (an open transaction of a departed instance holds the end back).
 const CATCH_UP: Duration = Duration::from_secs(30);
 
-/// A shard with its queued records, for one thread to process.
-type Job = (i32, Shard, Vec<Input>);
-/// A shard back from its thread, with the outputs that have something to write.
-type Done = (i32, Shard, Vec<Output>);
-
 pub(crate) struct Worker {
     pub kafka: Kafka,
     /// Transactions take turns on these ([`Kafka::turn_id`]; one commit in ten of a live
@@ -192,12 +200,12 @@ pub(crate) struct Worker {
     /// their frames' size.
     queued: BTreeMap<i32, Vec<Input>>,
     queued_bytes: usize,
-    /// The batch being processed on other threads (see [`Worker::launch`]), and the
-    /// partitions of the shards it took.
-    batch: Vec<std::thread::JoinHandle<Vec<Done>>>,
-    away: Vec<i32>,
-    /// Threads shards are processed on.
-    threads: usize,
+    /// Threads shards are processed on (see [`Worker::launch`]), and the partitions of
+    /// the shards there.
+    lanes: Lanes,
+    away: BTreeSet<i32>,
+    /// Changelog records of the shards checkpointed for the commit in progress.
+    records: Vec<(i32, Record)>,
     /// Copies routed but not yet written, by repartition partition.
     frames: BTreeMap<i32, Pending>,
     placement: Placement,
@@ -235,6 +243,10 @@ impl Worker {
     ) -> Self {
         let decoder = Decoder::new(kafka.registry().cloned());
         let live = rules.borrow().rules.to_vec();
+        let lanes = Lanes::new(
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            &metrics,
+        );
         Self {
             kafka,
             producers,
@@ -255,9 +267,9 @@ impl Worker {
             shards: BTreeMap::new(),
             queued: BTreeMap::new(),
             queued_bytes: 0,
-            batch: Vec::new(),
-            away: Vec::new(),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            lanes,
+            away: BTreeSet::new(),
+            records: Vec::new(),
             frames: BTreeMap::new(),
             placement: Placement::new(partitions),
             sources: Sources::new(sources),
@@ -500,76 +512,113 @@ impl Worker {
         Ok(())
     }
 
-    /// Processes what is queued and writes the transitions: [`Worker::launch`], then
-    /// [`Worker::settle`].
+    /// Processes everything queued and writes the transitions: every shard is back here
+    /// afterwards.
     fn drain(&mut self) -> Result<(), Error> {
-        self.launch()?;
-        self.settle()
-    }
-
-    /// Hands what is queued to other threads, each shard its own records in the order they
-    /// came, shards side by side on up to `threads` threads (they share nothing), while this
-    /// one reads on. The shards are away until [`Worker::settle`]; one batch at a time.
-    fn launch(&mut self) -> Result<(), Error> {
-        self.settle()?;
-        if self.queued.is_empty() {
-            return Ok(());
-        }
-        self.queued_bytes = 0;
-        let size = |inputs: &[Input]| -> usize {
-            (inputs.iter())
-                .map(|i| match i {
-                    Input::Frame { payload, .. } => payload.len(),
-                    Input::Marker(_) => 1,
-                    Input::Copies(pending) => pending.bytes(),
-                })
-                .sum()
-        };
-        // Each shard to the lane with the least work so far, biggest shards first.
-        let mut jobs: Vec<(usize, Job)> = Vec::new();
-        for (partition, inputs) in std::mem::take(&mut self.queued) {
-            if let Some(shard) = self.shards.remove(&partition) {
-                jobs.push((size(&inputs), (partition, shard, inputs)));
+        loop {
+            self.launch()?;
+            self.settle()?;
+            if self.queued.is_empty() {
+                return Ok(());
             }
         }
-        jobs.sort_by_key(|(size, (p, ..))| (std::cmp::Reverse(*size), *p));
-        let mut lanes: Vec<(usize, Vec<Job>)> = (0..self.threads.min(jobs.len()).max(1))
-            .map(|_| (0, Vec::new()))
-            .collect();
-        for (size, job) in jobs {
-            self.away.push(job.0);
-            let lane = (lanes.iter_mut())
-                .min_by_key(|(work, _)| *work)
-                .expect("at least one lane");
-            lane.0 += size;
-            lane.1.push(job);
-        }
-        for (_, jobs) in lanes {
-            let metrics = self.metrics.clone();
-            self.batch
-                .push(std::thread::spawn(move || process_lane(jobs, &metrics)));
+    }
+
+    /// Hands the records queued for each shard that is here to the lanes, while this thread
+    /// reads on; a shard away keeps its records queued until it is back. With much queued
+    /// for shards away, waits for them instead of reading on.
+    fn launch(&mut self) -> Result<(), Error> {
+        self.collect(false)?;
+        self.dispatch();
+        while self.queued_bytes >= 4 * BATCH_BYTES && !self.away.is_empty() {
+            self.collect(true)?;
+            self.dispatch();
         }
         Ok(())
     }
 
-    /// Waits for the batch handed to other threads, takes its shards back and writes their
-    /// transitions (by partition, each shard's in order).
-    fn settle(&mut self) -> Result<(), Error> {
-        let mut outputs = Vec::new();
-        for lane in std::mem::take(&mut self.batch) {
-            for (partition, shard, outs) in lane.join().expect("a shard's processing panicked") {
-                self.shards.insert(partition, shard);
-                outputs.push((partition, outs));
-            }
+    fn dispatch(&mut self) {
+        let ready: Vec<i32> = (self.queued.keys())
+            .filter(|p| self.shards.contains_key(p))
+            .copied()
+            .collect();
+        for partition in ready {
+            let (Some(inputs), Some(shard)) = (
+                self.queued.remove(&partition),
+                self.shards.remove(&partition),
+            ) else {
+                continue;
+            };
+            self.queued_bytes = self.queued_bytes.saturating_sub(size(&inputs));
+            self.away.insert(partition);
+            self.lanes.send(Job {
+                partition,
+                shard,
+                inputs,
+                checkpoint: false,
+            });
         }
-        self.away.clear();
-        outputs.sort_by_key(|(p, _)| *p);
-        for (_, outs) in outputs {
-            for out in outs {
+    }
+
+    /// Takes back the shards that are done (waiting for one if `wait`) and writes their
+    /// transitions, each shard's in order.
+    fn collect(&mut self, mut wait: bool) -> Result<(), Error> {
+        while let Some(done) = self.lanes.back(wait) {
+            wait = false;
+            self.away.remove(&done.partition);
+            self.shards.insert(done.partition, done.shard);
+            let records = done.records?;
+            self.records
+                .extend(records.into_iter().map(|r| (done.partition, r)));
+            for out in done.outputs {
                 self.emit(out)?;
             }
         }
         Ok(())
+    }
+
+    /// Waits until every shard is back from the lanes.
+    fn settle(&mut self) -> Result<(), Error> {
+        while !self.away.is_empty() {
+            self.collect(true)?;
+        }
+        Ok(())
+    }
+
+    /// Checkpoints the shards changed since the last commit, side by side on the lanes,
+    /// into [`Worker::records`]. Every shard is here before and after.
+    fn checkpoint(&mut self) -> Result<(), Error> {
+        let touched: Vec<i32> = (self.shards.iter())
+            .filter(|(_, shard)| shard.touched)
+            .map(|(p, _)| *p)
+            .collect();
+        for partition in touched {
+            if let Some(shard) = self.shards.remove(&partition) {
+                self.away.insert(partition);
+                self.lanes.send(Job {
+                    partition,
+                    shard,
+                    inputs: Vec::new(),
+                    checkpoint: true,
+                });
+            }
+        }
+        self.settle()
+    }
+
+    /// Queues the router's new watermark markers for every shard ([`Path::Direct`]):
+    /// where a shard would have read them, after every copy routed before them. What they
+    /// close goes into the open transaction. (This instance owns every partition.)
+    fn queue_markers(&mut self) {
+        let markers = self.sources.markers();
+        if markers.is_empty() {
+            return;
+        }
+        self.pending = true;
+        for partition in 0..self.partitions {
+            let queue = self.queued.entry(partition).or_default();
+            queue.extend(markers.iter().map(|m| Input::Marker(*m)));
+        }
     }
 
     /// Writes a processor's transitions (its evaluations and errors were counted where it
@@ -660,37 +709,27 @@ impl Worker {
     /// and commits it all with the consumed offsets.
     fn commit(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
         self.find_idle(consumer);
-        // Nothing is routed while catching up: markers wait for the path to be chosen.
+        // Nothing is routed while catching up: markers wait for the path to be chosen. On
+        // the direct path they are queued for the shards, where they would have read them.
         let markers = match self.path {
-            Path::CatchingUp { .. } => Vec::new(),
-            _ => self.sources.markers(),
+            Path::Log => self.sources.markers(),
+            Path::CatchingUp { .. } | Path::Direct => Vec::new(),
         };
+        if self.path == Path::Direct {
+            self.queue_markers();
+        }
         // Nothing read since the last commit: nothing queued or away either.
         if !self.pending && markers.is_empty() {
             self.last_commit = Instant::now();
             return Ok(());
         }
         let direct = self.path == Path::Direct;
-        if direct && !markers.is_empty() {
-            // Where a shard would have read them: after every copy routed before them. What
-            // they close is in this transaction. (This instance owns every partition.)
-            for partition in 0..self.partitions {
-                let queue = self.queued.entry(partition).or_default();
-                queue.extend(markers.iter().map(|m| Input::Marker(*m)));
-            }
-        }
         self.drain()?;
         let started = Instant::now();
-        let mut records = Vec::new();
-        for (&partition, shard) in &mut self.shards {
-            if shard.touched {
-                for (key, value) in shard.processor.checkpoint()? {
-                    shard.sizes.set(&key, value.as_deref());
-                    records.push((partition, key, value));
-                }
-            }
-        }
-        for (partition, key, value) in &records {
+        self.checkpoint()?;
+        let mut records = std::mem::take(&mut self.records);
+        records.sort_by_key(|(p, _)| *p);
+        for (partition, (key, value)) in &records {
             let record = BaseRecord::to(&self.topics.changelog)
                 .key(key.as_slice())
                 .partition(*partition);
@@ -931,20 +970,20 @@ impl Worker {
     }
 }
 
-/// Processes the queued records of some shards, one shard after the other; each shard
-/// back with what it produced.
-fn process_lane(jobs: Vec<Job>, metrics: &RulesMetrics) -> Vec<Done> {
-    jobs.into_iter()
-        .map(|(partition, mut shard, inputs)| {
-            let outputs = process(partition, &mut shard, inputs, metrics);
-            (partition, shard, outputs)
+/// Bytes of queued records, as counted against [`BATCH_BYTES`].
+fn size(inputs: &[Input]) -> usize {
+    (inputs.iter())
+        .map(|i| match i {
+            Input::Frame { payload, .. } => payload.len(),
+            Input::Marker(_) => 1,
+            Input::Copies(pending) => pending.bytes(),
         })
-        .collect()
+        .sum()
 }
 
 /// Processes one shard's queued records in order: a marker moves its event time, a
 /// frame's copies go through its processor. Only outputs with something to write are kept.
-fn process(
+pub(crate) fn process(
     partition: i32,
     shard: &mut Shard,
     inputs: Vec<Input>,
