@@ -730,9 +730,8 @@ impl Worker {
         self.drain()?;
         let started = Instant::now();
         self.checkpoint()?;
-        // Each shard's records in its own order (they came back in one piece); the order
-        // between partitions means nothing.
-        let records = std::mem::take(&mut self.records);
+        let mut records = std::mem::take(&mut self.records);
+        records.sort_by_key(|(p, _)| *p);
         for (partition, (key, value)) in &records {
             let record = BaseRecord::to(&self.topics.changelog)
                 .key(key.as_slice())
