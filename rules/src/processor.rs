@@ -284,7 +284,7 @@ impl Processor {
     pub fn process_keyed(&mut self, key: Key, event: Arc<IncidentEvent>) -> Output {
         let mut out = Output::default();
         let occurred = day_of(event.occurred_at);
-        if !(self.seen.entry(occurred).or_default()).insert(&key, &event.event_id) {
+        if !(self.seen.entry(occurred).or_default()).insert(digest(&key, &event.event_id)) {
             out.duplicate = true;
             return out;
         }
@@ -588,12 +588,9 @@ impl Processor {
         while let Some((&d, _)) = self.seen.first_key_value()
             && d < oldest
         {
-            let Some(seen) = self.seen.remove(&d) else {
-                continue;
-            };
+            let parts = self.seen.remove(&d).map_or(0, |s| s.parts);
             self.dirty.insert(Entry::Seen(d));
-            self.dirty
-                .extend((0..seen.parts).map(|p| Entry::part(d, p, seen.sha256)));
+            self.dirty.extend((0..parts).map(|p| Entry::SeenPart(d, p)));
         }
     }
 }
@@ -634,23 +631,13 @@ pub(crate) struct SeenDay {
     pub(crate) fresh: Vec<u64>,
     /// Parts in the changelog: `0..parts`.
     pub(crate) parts: u32,
-    /// The day was restored from digests of builds before xxh3 (SHA-256, see
-    /// [`sha256_digest`]): it keeps making them that way until it expires, so an event
-    /// seen before an upgrade is still a duplicate after it.
-    pub(crate) sha256: bool,
 }
 
 impl SeenDay {
     pub(crate) const MAX_PARTS: u32 = 64;
 
-    /// Remembers the copy of event `event_id` routed to `key`; false if it was seen
-    /// already.
-    fn insert(&mut self, key: &Key, event_id: &str) -> bool {
-        let digest = if self.sha256 {
-            sha256_digest(key, event_id)
-        } else {
-            digest(key, event_id)
-        };
+    /// Remembers `digest`; false if it was seen already.
+    fn insert(&mut self, digest: u64) -> bool {
         let new = self.digests.insert(digest);
         if new && self.parts > 0 {
             self.fresh.push(digest);
@@ -680,24 +667,8 @@ impl Hasher for Uniform {
     }
 }
 
-/// What deduplication remembers of one routed copy: a digest of its key and event id
-/// (XXH3, 64 bits: a stable algorithm, so the changelog's digests mean the same to every
-/// later build).
-pub(crate) fn digest(key: &Key, event_id: &str) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
-    for (d, v) in key {
-        h.update(d.as_bytes());
-        h.update(&[0]);
-        h.update(v.as_bytes());
-        h.update(&[0]);
-    }
-    h.update(event_id.as_bytes());
-    h.digest()
-}
-
-/// The digest of builds before XXH3: the first 8 bytes of a SHA-256, eight times the
-/// cost. Only days restored from such a changelog use it.
-pub(crate) fn sha256_digest(key: &Key, event_id: &str) -> u64 {
+/// What deduplication remembers of one routed copy: a digest of its key and event id.
+fn digest(key: &Key, event_id: &str) -> u64 {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for (d, v) in key {

@@ -13,7 +13,7 @@
 //! alerts left off.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -21,10 +21,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use prometheus::{
-    IntGaugeVec,
-    local::{LocalHistogram, LocalIntCounter},
-};
+use prometheus::IntGaugeVec;
 use rdkafka::{
     ClientContext, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance},
@@ -992,10 +989,12 @@ pub(crate) fn process(
     inputs: Vec<Input>,
     metrics: &RulesMetrics,
 ) -> Vec<Output> {
-    let mut tally = Tally::new(metrics);
+    let outcome = |o: &str| metrics.events.with_label_values(&[o]);
+    let (processed, duplicate, late) =
+        (outcome("processed"), outcome("duplicate"), outcome("late"));
     let mut outputs = Vec::new();
-    let mut keep = |out: Output, tally: &mut Tally| {
-        tally.count(&out);
+    let mut keep = |out: Output| {
+        count(&out, metrics);
         if !out.transitions.is_empty() {
             outputs.push(out);
         }
@@ -1004,13 +1003,12 @@ pub(crate) fn process(
     for input in inputs {
         let copies = match input {
             Input::Marker(marker) => {
-                let out = shard.processor.advance_source(
+                keep(shard.processor.advance_source(
                     marker.source,
                     marker.of,
                     marker.watermark,
                     marker.idle,
-                );
-                keep(out, &mut tally);
+                ));
                 continue;
             }
             Input::Copies(pending) => pending.into_copies(),
@@ -1029,86 +1027,37 @@ pub(crate) fn process(
                     .watermark()
                     .saturating_sub(copy.event.reported_at);
                 let out = shard.processor.process_keyed(key, copy.event.clone());
-                tally.lateness.observe(behind.max(0) as f64 / 1000.0);
+                metrics.lateness.observe(behind.max(0) as f64 / 1000.0);
                 if out.duplicate {
-                    tally.duplicate += 1;
+                    duplicate.inc();
                 } else if out.late {
                     tracing::info!(event_id = %copy.event.event_id, behind_ms = behind, "late incident: its report day was evaluated already; it counts from the next day on");
-                    tally.late += 1;
+                    late.inc();
                 } else {
-                    tally.processed += 1;
+                    processed.inc();
                 }
-                keep(out, &mut tally);
+                keep(out);
             }
         }
     }
-    tally.flush();
     outputs
 }
 
-/// What one shard's batch counts, added to the shared metrics at its end: lanes side by
-/// side would otherwise update the same counters for every copy and every evaluation.
-struct Tally<'m> {
-    metrics: &'m RulesMetrics,
-    processed: u64,
-    duplicate: u64,
-    late: u64,
-    lateness: LocalHistogram,
-    /// Evaluations and their durations, by rule.
-    rules: HashMap<String, (LocalIntCounter, LocalHistogram)>,
-}
-
-impl<'m> Tally<'m> {
-    fn new(metrics: &'m RulesMetrics) -> Self {
-        Self {
-            metrics,
-            processed: 0,
-            duplicate: 0,
-            late: 0,
-            lateness: metrics.lateness.local(),
-            rules: HashMap::new(),
-        }
+/// Counts a processor's evaluations and errors, and logs the errors.
+fn count(out: &Output, metrics: &RulesMetrics) {
+    for (rule, took) in &out.evaluations {
+        metrics.evaluations.with_label_values(&[rule]).inc();
+        metrics
+            .evaluation_seconds
+            .with_label_values(&[rule])
+            .observe(took.as_secs_f64());
     }
-
-    /// Counts a processor's evaluations and errors, and logs the errors.
-    fn count(&mut self, out: &Output) {
-        for (rule, took) in &out.evaluations {
-            let (evaluations, seconds) = match self.rules.get(rule.as_str()) {
-                Some(local) => local,
-                None => self.rules.entry(rule.clone()).or_insert_with(|| {
-                    let m = self.metrics;
-                    (
-                        m.evaluations.with_label_values(&[rule]).local(),
-                        m.evaluation_seconds.with_label_values(&[rule]).local(),
-                    )
-                }),
-            };
-            evaluations.inc();
-            seconds.observe(took.as_secs_f64());
-        }
-        for (rule, error) in &out.errors {
-            self.metrics
-                .rule_errors
-                .with_label_values(&[rule, error.kind.as_str()])
-                .inc();
-            tracing::warn!(rule = %rule, error = %error, "rule evaluation failed; the rule backs off");
-        }
-    }
-
-    fn flush(self) {
-        let events = |outcome: &str, n: u64| {
-            if n > 0 {
-                self.metrics.events.with_label_values(&[outcome]).inc_by(n);
-            }
-        };
-        events("processed", self.processed);
-        events("duplicate", self.duplicate);
-        events("late", self.late);
-        self.lateness.flush();
-        for (evaluations, seconds) in self.rules.values() {
-            evaluations.flush();
-            seconds.flush();
-        }
+    for (rule, error) in &out.errors {
+        metrics
+            .rule_errors
+            .with_label_values(&[rule, error.kind.as_str()])
+            .inc();
+        tracing::warn!(rule = %rule, error = %error, "rule evaluation failed; the rule backs off");
     }
 }
 
