@@ -815,11 +815,7 @@ impl Worker {
     fn rebalanced(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
         self.settle()?;
         self.path = Path::Log;
-        // Incident partitions paused to catch up stay paused through a rebalance: resumed
-        // here (a new catch-up pauses them again), or none would be read again.
-        if let Some(paused) = self.paused.take() {
-            let _ = consumer.resume(&paused);
-        }
+        self.paused = None;
         if self.pending {
             self.metrics.aborts.inc();
             self.abort()?;
