@@ -2,10 +2,19 @@
 //! producers registered are read through Avro schema resolution when compatible, rejected
 //! with the reason when not, and unknown ids are named.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use apache_avro::{Schema, types::Value, writer::datum::GenericDatumWriter};
-use relec_schemas::{Decoder, Error, IncidentEvent, Record, RegistryClient, sample};
+use axum::{Router, http::StatusCode, routing::post};
+use relec_schemas::{
+    Decoder, Error, IncidentEvent, REGISTER_ATTEMPTS, Record, RegistryClient, sample,
+};
 use relec_tests::{registry, unique};
 
 fn client() -> Arc<RegistryClient> {
@@ -103,4 +112,57 @@ async fn an_unreachable_registry_is_retryable() {
         .await
         .expect_err("unreachable");
     assert!(err.is_retryable(), "{err}");
+}
+
+/// A registry that answers every registration with `statuses` in turn (then 200 with id 42),
+/// counting the calls: Apicurio, for one, answered a registration in CI with a 500 (two new
+/// contents registered at once were given one content id).
+async fn scripted_registry(statuses: &'static [u16]) -> (String, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let answer = move || {
+        let call = counted.fetch_add(1, Ordering::SeqCst);
+        let status = statuses.get(call).copied().unwrap_or(200);
+        let body = match status {
+            200 => r#"{"id":42}"#.to_owned(),
+            _ => format!(r#"{{"error_code":{status},"message":"scripted failure {call}"}}"#),
+        };
+        async move { (StatusCode::from_u16(status).expect("status"), body) }
+    };
+    let app = Router::new().route("/subjects/{subject}/versions", post(answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), calls)
+}
+
+#[tokio::test]
+async fn a_registration_the_registry_failed_on_is_tried_again() {
+    let (url, calls) = scripted_registry(&[500, 503]).await;
+    let registry = RegistryClient::new(&url, None, Duration::from_secs(5)).expect("client");
+    let id = registry.register("s-value", "{}").await.expect("third try");
+    assert_eq!((id, calls.load(Ordering::SeqCst)), (42, 3));
+
+    let (url, calls) = scripted_registry(&[500; REGISTER_ATTEMPTS as usize]).await;
+    let registry = RegistryClient::new(&url, None, Duration::from_secs(5)).expect("client");
+    let err = registry
+        .register("s-value", "{}")
+        .await
+        .expect_err("gave up");
+    assert!(err.to_string().contains("scripted failure 3"), "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), REGISTER_ATTEMPTS as usize);
+}
+
+#[tokio::test]
+async fn a_refused_registration_is_not_tried_again() {
+    let (url, calls) = scripted_registry(&[409]).await;
+    let registry = RegistryClient::new(&url, None, Duration::from_secs(5)).expect("client");
+    let err = registry
+        .register("s-value", "{}")
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, Error::Registry { status: 409, .. }), "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }

@@ -18,6 +18,6 @@ pub use error::Error;
 pub use incident::{
     Direction, GeoPoint, IncidentCategory, IncidentEvent, NationalityCount, SourceReliability,
 };
-pub use registry::{RegistryAuth, RegistryClient};
+pub use registry::{REGISTER_ATTEMPTS, RegistryAuth, RegistryClient};
 pub use set::{Record, SchemaSet, SchemaVersion};
 pub use tlp::Tlp;

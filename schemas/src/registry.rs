@@ -16,6 +16,9 @@ use crate::Error;
 /// The registry's own media type; it also accepts plain JSON, but says this one back.
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
+/// Attempts at a registration the registry failed on its side (50, 200, 800 ms apart).
+pub const REGISTER_ATTEMPTS: u32 = 4;
+
 /// Credentials for registries behind HTTP basic auth (Confluent Cloud, Karapace, Apicurio).
 #[derive(Clone)]
 pub struct RegistryAuth {
@@ -81,13 +84,29 @@ impl RegistryClient {
 
     /// Registers `schema_json` under `subject` (idempotent in the registry: the same schema
     /// gets the same id) and returns its global id.
+    ///
+    /// Being idempotent, a registration that failed on the registry's side is tried again,
+    /// up to [`REGISTER_ATTEMPTS`] times: registries answer 5xx to concurrent registrations
+    /// of one schema (Apicurio's content table reports a duplicate key), and a producer
+    /// starting beside others should not fail for that.
     pub async fn register(&self, subject: &str, schema_json: &str) -> Result<u32, Error> {
         let url = self.url(&["subjects", subject, "versions"]);
         let body = serde_json::json!({ "schema": schema_json });
         let what = format!("register subject {subject}");
-        let request = self.http.post(url).json(&body);
-        let IdResponse { id } = self.send(request, &what).await?;
-        Ok(id)
+        let mut pause = Duration::from_millis(50);
+        for attempt in 1.. {
+            let request = self.http.post(url.clone()).json(&body);
+            match self.send::<IdResponse>(request, &what).await {
+                Ok(IdResponse { id }) => return Ok(id),
+                Err(e) if e.is_retryable() && attempt < REGISTER_ATTEMPTS => {
+                    tracing::debug!(%subject, attempt, error = %e, "registration failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 4;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the loop returns by its last attempt")
     }
 
     /// The writer schema with this id, from the cache or the registry.
