@@ -516,6 +516,25 @@ fn copies(events: &[IncidentEvent]) -> usize {
 }
 
 /// The copies `stage` has evaluated since it started (0 before it serves metrics).
+/// Waits until `stage` has partitions of its own (it joined the group and read their
+/// state back).
+async fn until_assigned(stage: &mut Stage, what: &str) {
+    let deadline = Instant::now() + SETTLE_DEADLINE;
+    loop {
+        stage.assert_running();
+        let text = stage.metrics().await.unwrap_or_default();
+        if metric(&text, "relec_rules_partitions", &[]).unwrap_or(0.0) > 0.0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} got no partitions:\n{}",
+            stage.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn evaluated(stage: &Stage) -> f64 {
     let text = stage.metrics().await.unwrap_or_default();
     metric(&text, "relec_rules_events_total", &[]).unwrap_or(0.0)
@@ -584,6 +603,13 @@ async fn sigkill_at_random_points_changes_no_transition() {
         stage.kill();
         stage = bed.start("only", &pack_dir(), "10s");
     }
+    // The stream may be done between the last look at what is left and the kill: the
+    // last instance is waited for until it has its partitions, whatever is left.
+    until_assigned(
+        &mut stage,
+        &format!("the last instance (seed {seed}, kills {kills:?})"),
+    )
+    .await;
     let text = settle(&bed, &mut [&mut stage]).await.remove(0);
     assert!(
         metric(&text, "relec_rules_restores_total", &[]).unwrap_or(0.0) > 0.0,
@@ -619,19 +645,7 @@ async fn two_instances_in_one_group_give_the_transitions_of_one() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut b = bed.start("b", &pack_dir(), "10s");
-    loop {
-        b.assert_running();
-        let text = b.metrics().await.unwrap_or_default();
-        if metric(&text, "relec_rules_partitions", &[]).unwrap_or(0.0) > 0.0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "b got no partitions:\n{}",
-            b.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_assigned(&mut b, "b").await;
     bed.publish(late).await;
     let texts = settle(&bed, &mut [&mut a, &mut b]).await;
     for (name, text) in ["a", "b"].iter().zip(&texts) {

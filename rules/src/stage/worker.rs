@@ -108,6 +108,18 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
+    /// Revoked partitions are resumed while they are still assigned: librdkafka keeps a
+    /// partition's pause through a reassignment, so one paused to catch up (see
+    /// [`Worker::start_catching_up`]) would never be read again, and resuming it after
+    /// the new assignment may fetch from where it stood rather than the committed offset.
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(revoked) = rebalance
+            && let Err(e) = consumer.resume(revoked)
+        {
+            tracing::warn!(error = %e, "revoked partitions could not be resumed");
+        }
+    }
+
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
         self.rebalanced.store(true, Ordering::SeqCst);
     }
@@ -815,6 +827,7 @@ impl Worker {
     fn rebalanced(&mut self, consumer: &BaseConsumer<Context>) -> Result<(), Error> {
         self.settle()?;
         self.path = Path::Log;
+        // Resumed as they were revoked (see [`Context::pre_rebalance`]).
         self.paused = None;
         if self.pending {
             self.metrics.aborts.inc();
