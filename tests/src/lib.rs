@@ -300,11 +300,15 @@ pub async fn group_lag(kafka: &relec_plumbing::kafka::Kafka, group: &str, topic:
         Offset, TopicPartitionList,
         consumer::{BaseConsumer, Consumer},
     };
-    // Asking for the group's offsets does not join it.
+    // Asking for the group's offsets does not join it. Read uncommitted, librdkafka does
+    // not ask for stable offsets: it gets what the group has committed at once, where a
+    // read_committed one waits while an instance's transaction holds offsets (a killed
+    // instance's until the next one fences it off).
     let consumer: BaseConsumer = kafka
         .client_config("group-lag")
         .set("group.id", group)
         .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_uncommitted")
         .create()
         .expect("consumer");
     let topic = topic.to_owned();
