@@ -24,12 +24,28 @@ pub enum Entry {
     State(GroupingId, Key),
     Alert(String, Key),
     Staged(Day, GroupingId, Key),
-    /// The event ids seen on a day, whole: what builds before parts wrote. Deleted when
-    /// the day expires; as a dirty mark, the day has new ids to write as its next part.
+    /// The event ids seen on a day, whole: what builds before parts wrote (SHA-256
+    /// digests). Deleted when the day expires; as a dirty mark, the day has new ids to
+    /// write as its next part.
     Seen(Day),
-    /// The event ids first seen on a day between two checkpoints (part 0: the whole day,
-    /// when its parts are written again as one). A tombstone of part 0 deletes the day.
+    /// The SHA-256 digests of (key, event id) first seen on a day between two checkpoints,
+    /// as builds before XXH3 wrote them, and still write for a day restored from them.
     SeenPart(Day, u32),
+    /// The XXH3 digests of (key, event id) first seen on a day between two checkpoints
+    /// (part 0: the whole day, when its parts are written again as one). A tombstone of
+    /// part 0 deletes the day.
+    Digests(Day, u32),
+}
+
+impl Entry {
+    /// Part `part` of the ids seen on `day`, as the day's digests are made.
+    pub(crate) fn part(day: Day, part: u32, sha256: bool) -> Self {
+        if sha256 {
+            Entry::SeenPart(day, part)
+        } else {
+            Entry::Digests(day, part)
+        }
+    }
 }
 
 /// A changelog record: key, and value or `None` for a tombstone.
@@ -39,7 +55,7 @@ pub type Record = (Vec<u8>, Option<Vec<u8>>);
 /// yet, else the next part, or, once the day has [`SeenDay::MAX_PARTS`], all of its ids as
 /// part 0 and tombstones for the others.
 fn seen_parts(day: Day, seen: &mut SeenDay, records: &mut Vec<Record>) -> Result<(), Error> {
-    let key = |part| serde_json::to_vec(&Entry::SeenPart(day, part));
+    let key = |part| serde_json::to_vec(&Entry::part(day, part, seen.sha256));
     if seen.parts == 0 {
         records.push((key(0)?, Some(postcard::to_allocvec(&seen.digests)?)));
         seen.parts = 1;
@@ -101,7 +117,7 @@ impl Processor {
                     None => None,
                 },
                 // An expired day's part, unless the day came back and wrote it anew.
-                Entry::SeenPart(day, part) => {
+                Entry::SeenPart(day, part) | Entry::Digests(day, part) => {
                     if self.seen.get(day).is_some_and(|s| *part < s.parts) {
                         continue;
                     }
@@ -116,6 +132,7 @@ impl Processor {
     /// Applies one changelog record, as read back in log order.
     pub fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), Error> {
         let entry: Entry = serde_json::from_slice(key)?;
+        let sha256 = matches!(entry, Entry::SeenPart(..));
         match (entry, value) {
             (Entry::Clock, Some(v)) => self.clock = postcard::from_bytes(v)?,
             (Entry::Clock, None) => {}
@@ -158,19 +175,22 @@ impl Processor {
             }
             (Entry::Seen(day), Some(v)) => {
                 let digests: Vec<u64> = postcard::from_bytes(v)?;
-                self.seen.entry(day).or_default().digests.extend(digests);
+                let seen = self.seen.entry(day).or_default();
+                seen.digests.extend(digests);
+                seen.sha256 = true;
             }
-            (Entry::SeenPart(day, part), Some(v)) => {
+            (Entry::SeenPart(day, part), Some(v)) | (Entry::Digests(day, part), Some(v)) => {
                 let digests: Vec<u64> = postcard::from_bytes(v)?;
                 let seen = self.seen.entry(day).or_default();
                 seen.digests.extend(digests);
                 seen.parts = seen.parts.max(part + 1);
+                seen.sha256 = sha256;
             }
-            (Entry::Seen(day) | Entry::SeenPart(day, 0), None) => {
+            (Entry::Seen(day) | Entry::SeenPart(day, 0) | Entry::Digests(day, 0), None) => {
                 self.seen.remove(&day);
             }
             // A part folded into part 0: its ids are there.
-            (Entry::SeenPart(..), None) => {}
+            (Entry::SeenPart(..) | Entry::Digests(..), None) => {}
         }
         Ok(())
     }
@@ -198,7 +218,7 @@ mod tests {
     }
 
     fn key() -> Key {
-        vec![("route".into(), "AFG-IRN-NIMROZ".into())]
+        vec![("route".into(), "AFG-IRN-NIMROZ".into())].into()
     }
 
     /// The `i`-th incident, all on the same day.
@@ -221,8 +241,11 @@ mod tests {
             .filter_map(|(k, v)| {
                 let entry: Entry = serde_json::from_slice(k).expect("entry");
                 let ids = |v: &Vec<u8>| postcard::from_bytes::<Vec<u64>>(v).expect("ids").len();
-                matches!(entry, Entry::Seen(_) | Entry::SeenPart(..))
-                    .then(|| (entry, v.as_ref().map(ids)))
+                matches!(
+                    entry,
+                    Entry::Seen(_) | Entry::SeenPart(..) | Entry::Digests(..)
+                )
+                .then(|| (entry, v.as_ref().map(ids)))
             })
             .collect()
     }
@@ -241,10 +264,10 @@ mod tests {
         let mut p = processor();
         feed(&mut p, 0..100);
         let mut log = p.checkpoint().unwrap();
-        assert_eq!(seen_records(&log), [(Entry::SeenPart(day, 0), Some(100))]);
+        assert_eq!(seen_records(&log), [(Entry::Digests(day, 0), Some(100))]);
         feed(&mut p, 100..110);
         let second = p.checkpoint().unwrap();
-        assert_eq!(seen_records(&second), [(Entry::SeenPart(day, 1), Some(10))]);
+        assert_eq!(seen_records(&second), [(Entry::Digests(day, 1), Some(10))]);
         log.extend(second);
         let mut q = restored(&log);
         for i in [0, 99, 100, 109] {
@@ -265,7 +288,7 @@ mod tests {
             log.extend(p.checkpoint().unwrap());
         }
         let last = seen_records(&log[log.len() - SeenDay::MAX_PARTS as usize..]);
-        assert_eq!(last[0], (Entry::SeenPart(day, 0), Some(65)));
+        assert_eq!(last[0], (Entry::Digests(day, 0), Some(65)));
         assert!(last[1..].iter().all(|(_, v)| v.is_none()));
         for (k, v) in &log {
             match v {
@@ -293,11 +316,43 @@ mod tests {
             deleted,
             [
                 Entry::Seen(day),
-                Entry::SeenPart(day, 0),
-                Entry::SeenPart(day, 1)
+                Entry::Digests(day, 0),
+                Entry::Digests(day, 1)
             ]
         );
         log.extend(expiry);
         assert!(restored(&log).seen.is_empty());
+    }
+
+    #[test]
+    fn a_day_restored_from_sha256_digests_still_knows_its_events() {
+        // What a build before XXH3 wrote: ids 0..10 seen on the day, as SHA-256 digests.
+        let day = crate::time::day_of(DAY0_MS);
+        let digests: Vec<u64> = (0..10)
+            .map(|i| crate::processor::sha256_digest(&key(), &event(i).event_id))
+            .collect();
+        let old = (
+            serde_json::to_vec(&Entry::SeenPart(day, 0)).unwrap(),
+            Some(postcard::to_allocvec(&digests).unwrap()),
+        );
+        let mut p = restored(std::slice::from_ref(&old));
+        assert!(p.process_keyed(key(), event(3)).duplicate);
+        assert!(!p.process_keyed(key(), event(10)).duplicate);
+        // The day goes on the same way; a new day takes the new digests.
+        let mut next = (*event(11)).clone();
+        next.occurred_at += DAY_MS;
+        next.reported_at += DAY_MS;
+        assert!(!p.process_keyed(key(), Arc::new(next)).duplicate);
+        let records = p.checkpoint().unwrap();
+        assert_eq!(
+            seen_records(&records),
+            [
+                (Entry::SeenPart(day, 1), Some(1)),
+                (Entry::Digests(day + 1, 0), Some(1))
+            ]
+        );
+        let mut q = restored(&[vec![old], records].concat());
+        assert!(q.process_keyed(key(), event(3)).duplicate);
+        assert!(q.process_keyed(key(), event(10)).duplicate);
     }
 }

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use relec_schemas::IncidentEvent;
 
-use crate::{state::KeyState, time::Day};
+use crate::{dims::Key, state::KeyState, time::Day};
 
 /// The handle a rule's `condition(g)` receives. Cheap to clone: the state is shared.
 #[derive(Debug, Clone)]
@@ -13,8 +13,8 @@ pub struct Group {
     pub state: Arc<KeyState>,
     /// The day being evaluated; windows end with it (inclusive).
     pub day: Day,
-    /// The group's labels, e.g. `route = AFG-IRN-NIMROZ`.
-    pub labels: Arc<BTreeMap<String, String>>,
+    /// The group's labels, e.g. `route = AFG-IRN-NIMROZ`, in `group_by` order.
+    pub labels: Key,
     /// The event that triggered an `immediate` rule; `None` for day evaluations.
     pub event: Option<Arc<IncidentEvent>>,
     /// How many days of buckets are kept; windows reaching further back see zeros.

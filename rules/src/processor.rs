@@ -26,8 +26,7 @@ use crate::{
     time::{DAY_MS, Day, day_of, end_of},
 };
 
-/// Labels naming a group key, in `group_by` order.
-pub type Key = Vec<(String, String)>;
+pub use crate::dims::Key;
 
 /// Rules with the same `group_by` and the same filter share one state per key; a rule
 /// with another filter counts other events, so it gets its own.
@@ -46,16 +45,20 @@ fn is_key_of(key: &Key, group_by: &[String]) -> bool {
 /// filter takes the event, its keys under that `group_by`. The stage routes a copy of the
 /// event to the partition of each key, so every key's state lives in one place.
 pub fn route_keys(rules: &[Arc<Rule>], event: &IncidentEvent) -> Vec<Key> {
-    let mut families: Vec<&[String]> = Vec::new();
+    let mut keys = Vec::new();
+    each_route(rules, event, &mut |labels| keys.push(dims::owned(labels)));
+    keys
+}
+
+/// [`route_keys`], as borrowed labels: for [`dims::Interner`], which builds each key once.
+pub fn each_route(rules: &[Arc<Rule>], event: &IncidentEvent, f: &mut impl FnMut(&[(&str, &str)])) {
+    let mut families: Vec<&[String]> = Vec::with_capacity(rules.len());
     for rule in rules {
         if !families.contains(&rule.group_by.as_slice()) && rule.matches(event) {
             families.push(&rule.group_by);
+            dims::each_key(event, &rule.group_by, f);
         }
     }
-    families
-        .into_iter()
-        .flat_map(|group_by| dims::keys(event, group_by))
-        .collect()
 }
 
 /// The state `rule` sees for `key` (empty if the key has none yet), found without
@@ -166,6 +169,8 @@ pub struct Processor {
     backoff: BTreeMap<String, Backoff>,
     /// Entries changed since the last checkpoint.
     pub(crate) dirty: BTreeSet<Entry>,
+    /// Keys of whole events ([`Processor::process`]), each built once.
+    interner: dims::Interner<()>,
 }
 
 impl std::fmt::Debug for Processor {
@@ -197,6 +202,7 @@ impl Processor {
             alerts: BTreeMap::new(),
             backoff: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            interner: dims::Interner::default(),
         };
         p.set_rules(rules);
         p
@@ -263,7 +269,12 @@ impl Processor {
     /// Processes a whole event: a copy for each of its [`route_keys`], as if all keys lived
     /// in this processor (one partition, tests, benchmarks).
     pub fn process(&mut self, event: IncidentEvent) -> Output {
-        let keys = route_keys(&self.rules, &event);
+        let mut keys = Vec::new();
+        let interner = &mut self.interner;
+        each_route(&self.rules, &event, &mut |labels| {
+            let Ok((key, ())) = interner.get(labels, |_| Ok::<_, std::convert::Infallible>(()));
+            keys.push(key);
+        });
         let copies = keys.len();
         let event = Arc::new(event);
         let mut out = Output::default();
@@ -284,7 +295,7 @@ impl Processor {
     pub fn process_keyed(&mut self, key: Key, event: Arc<IncidentEvent>) -> Output {
         let mut out = Output::default();
         let occurred = day_of(event.occurred_at);
-        if !(self.seen.entry(occurred).or_default()).insert(digest(&key, &event.event_id)) {
+        if !(self.seen.entry(occurred).or_default()).insert(&key, &event.event_id) {
             out.duplicate = true;
             return out;
         }
@@ -501,7 +512,7 @@ impl Processor {
         let group = Group {
             state,
             day,
-            labels: Arc::new(key.iter().cloned().collect()),
+            labels: key.clone(),
             event,
             horizon_days: self.settings.horizon_days,
             history_days: self.clock.first_day.map_or(1, |first| day - first + 1),
@@ -588,9 +599,12 @@ impl Processor {
         while let Some((&d, _)) = self.seen.first_key_value()
             && d < oldest
         {
-            let parts = self.seen.remove(&d).map_or(0, |s| s.parts);
+            let Some(seen) = self.seen.remove(&d) else {
+                continue;
+            };
             self.dirty.insert(Entry::Seen(d));
-            self.dirty.extend((0..parts).map(|p| Entry::SeenPart(d, p)));
+            self.dirty
+                .extend((0..seen.parts).map(|p| Entry::part(d, p, seen.sha256)));
         }
     }
 }
@@ -631,13 +645,23 @@ pub(crate) struct SeenDay {
     pub(crate) fresh: Vec<u64>,
     /// Parts in the changelog: `0..parts`.
     pub(crate) parts: u32,
+    /// The day was restored from digests of builds before xxh3 (SHA-256, see
+    /// [`sha256_digest`]): it keeps making them that way until it expires, so an event
+    /// seen before an upgrade is still a duplicate after it.
+    pub(crate) sha256: bool,
 }
 
 impl SeenDay {
     pub(crate) const MAX_PARTS: u32 = 64;
 
-    /// Remembers `digest`; false if it was seen already.
-    fn insert(&mut self, digest: u64) -> bool {
+    /// Remembers the copy of event `event_id` routed to `key`; false if it was seen
+    /// already.
+    fn insert(&mut self, key: &Key, event_id: &str) -> bool {
+        let digest = if self.sha256 {
+            sha256_digest(key, event_id)
+        } else {
+            digest(key, event_id)
+        };
         let new = self.digests.insert(digest);
         if new && self.parts > 0 {
             self.fresh.push(digest);
@@ -667,11 +691,27 @@ impl Hasher for Uniform {
     }
 }
 
-/// What deduplication remembers of one routed copy: a digest of its key and event id.
-fn digest(key: &Key, event_id: &str) -> u64 {
+/// What deduplication remembers of one routed copy: a digest of its key and event id
+/// (XXH3, 64 bits: a stable algorithm, so the changelog's digests mean the same to every
+/// later build).
+pub(crate) fn digest(key: &Key, event_id: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    for (d, v) in key.iter() {
+        h.update(d.as_bytes());
+        h.update(&[0]);
+        h.update(v.as_bytes());
+        h.update(&[0]);
+    }
+    h.update(event_id.as_bytes());
+    h.digest()
+}
+
+/// The digest of builds before XXH3: the first 8 bytes of a SHA-256, eight times the
+/// cost. Only days restored from such a changelog use it.
+pub(crate) fn sha256_digest(key: &Key, event_id: &str) -> u64 {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for (d, v) in key {
+    for (d, v) in key.iter() {
         h.update(d.as_bytes());
         h.update([0]);
         h.update(v.as_bytes());

@@ -541,8 +541,9 @@ fn register_group(engine: &mut Engine) {
     engine.register_get("day", |g: &mut Group| template::date(g.day));
     engine.register_get("event", event);
     engine.register_fn("label", |g: &mut Group, name: &str| -> Res<String> {
-        g.labels.get(name).cloned().ok_or_else(|| {
-            let known: Vec<&str> = g.labels.keys().map(String::as_str).collect();
+        let label = g.labels.iter().find(|(label, _)| label == name);
+        label.map(|(_, value)| value.clone()).ok_or_else(|| {
+            let known: Vec<&str> = g.labels.iter().map(|(label, _)| label.as_str()).collect();
             format!(
                 "g.label: the group has no label {name:?} (it has: {})",
                 known.join(", ")

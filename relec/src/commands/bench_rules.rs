@@ -71,7 +71,7 @@ pub fn run(dir: &Path, evaluations: u64) -> anyhow::Result<ExitCode> {
     let group = Group {
         state: Arc::new(state),
         day,
-        labels: Arc::new([("route".to_owned(), route.to_owned())].into()),
+        labels: Arc::new([("route".to_owned(), route.to_owned())]),
         event: None,
         horizon_days: SETTINGS.horizon_days,
         history_days: 120,

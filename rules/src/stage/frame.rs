@@ -6,7 +6,7 @@
 //! Watermark markers stay records of their own (see the worker). An instance that skips
 //! the topic gathers its copies the same way and hands them over without encoding them.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use crate::{error::Error, processor::Key};
 use relec_schemas::IncidentEvent;
@@ -32,39 +32,6 @@ pub struct Copy {
 pub fn partition_of(key: &Key, partitions: i32) -> Result<i32, Error> {
     let bytes = serde_json::to_vec(key)?;
     Ok((crc32fast::hash(&bytes) % partitions.max(1) as u32) as i32)
-}
-
-/// [`partition_of`] with the partitions of keys seen before remembered: the same keys
-/// come again and again, and a lookup costs less than the JSON form and its CRC.
-#[derive(Debug)]
-pub struct Placement {
-    partitions: i32,
-    known: HashMap<Key, i32, foldhash::fast::FixedState>,
-}
-
-impl Placement {
-    /// Keys remembered at most; past that it starts over (keys of a long-gone day).
-    const MAX_KEYS: usize = 100_000;
-
-    pub fn new(partitions: i32) -> Self {
-        Self {
-            partitions,
-            known: HashMap::default(),
-        }
-    }
-
-    /// The repartition partition of `key`.
-    pub fn of(&mut self, key: &Key) -> Result<i32, Error> {
-        if let Some(&p) = self.known.get(key) {
-            return Ok(p);
-        }
-        let p = partition_of(key, self.partitions)?;
-        if self.known.len() >= Self::MAX_KEYS {
-            self.known.clear();
-        }
-        self.known.insert(key.clone(), p);
-        Ok(p)
-    }
 }
 
 /// The copies routed to one partition since its last frame was written.
@@ -141,7 +108,7 @@ mod tests {
     use super::*;
 
     fn key(route: &str) -> Key {
-        vec![("route".into(), route.into())]
+        vec![("route".into(), route.into())].into()
     }
 
     #[test]
@@ -153,10 +120,6 @@ mod tests {
         let expected = (crc32fast::hash(bytes) % 6) as i32;
         assert_eq!(partition_of(&key("IRN-TUR"), 6).unwrap(), expected);
         assert_eq!(partition_of(&key("IRN-TUR"), 1).unwrap(), 0);
-        let mut placement = Placement::new(6);
-        for _ in 0..2 {
-            assert_eq!(placement.of(&key("IRN-TUR")).unwrap(), expected);
-        }
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! alerts left off.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -21,7 +21,10 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use prometheus::IntGaugeVec;
+use prometheus::{
+    IntCounter, IntGaugeVec,
+    local::{LocalHistogram, LocalIntCounter},
+};
 use rdkafka::{
     ClientContext, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance},
@@ -38,15 +41,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     checkpoint::Record,
+    dims::Interner,
     error::Error,
     events::RulesMetrics,
-    processor::{Key, Output, Processor, Settings, route_keys},
+    processor::{Key, Output, Processor, Settings, each_route},
     reload::RuleSet,
     rule::{Rule, Trigger},
 };
 
 use super::{
-    frame::{self, FRAME_HEADER, FRAME_VERSION, Pending, Placement},
+    frame::{self, FRAME_HEADER, FRAME_VERSION, Pending},
     lanes::{Job, Lanes},
     restore::{Sizes, restore},
     sources::{Marker, Sources},
@@ -220,7 +224,10 @@ pub(crate) struct Worker {
     records: Vec<(i32, Record)>,
     /// Copies routed but not yet written, by repartition partition.
     frames: BTreeMap<i32, Pending>,
-    placement: Placement,
+    /// Group keys, each built once, with their repartition partition.
+    keys: Interner<i32>,
+    /// The keys of the incident being routed (kept for its capacity).
+    routed: Vec<(Key, i32)>,
     /// Event time at the router: what each assigned input partition vouches for.
     sources: Sources,
     /// Partitions of the incidents topic.
@@ -283,7 +290,8 @@ impl Worker {
             away: BTreeSet::new(),
             records: Vec::new(),
             frames: BTreeMap::new(),
-            placement: Placement::new(partitions),
+            keys: Interner::default(),
+            routed: Vec::new(),
             sources: Sources::new(sources),
             inputs: sources,
             path: Path::Log,
@@ -419,8 +427,19 @@ impl Worker {
         let event = Arc::new(event);
         self.urgent = self.urgent
             || (self.live.iter()).any(|r| r.trigger == Trigger::Immediate && r.matches(&event));
-        for key in route_keys(&self.live, &event) {
-            let partition = self.placement.of(&key)?;
+        let (keys, partitions) = (&mut self.keys, self.partitions);
+        let mut routed = std::mem::take(&mut self.routed);
+        let mut failed = None;
+        each_route(&self.live, &event, &mut |labels| match keys
+            .get(labels, |key| frame::partition_of(key, partitions))
+        {
+            Ok(key) => routed.push(key),
+            Err(e) => failed = Some(e),
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        for (key, partition) in routed.drain(..) {
             if self.path == Path::Direct {
                 self.queue_local(partition, key, &event, payload.len());
                 continue;
@@ -435,6 +454,7 @@ impl Worker {
                 self.write_frame(partition)?;
             }
         }
+        self.routed = routed;
         Ok(())
     }
 
@@ -739,8 +759,9 @@ impl Worker {
         self.drain()?;
         let started = Instant::now();
         self.checkpoint()?;
-        let mut records = std::mem::take(&mut self.records);
-        records.sort_by_key(|(p, _)| *p);
+        // Each shard's records in its own order (they came back in one piece); the order
+        // between partitions means nothing.
+        let records = std::mem::take(&mut self.records);
         for (partition, (key, value)) in &records {
             let record = BaseRecord::to(&self.topics.changelog)
                 .key(key.as_slice())
@@ -1002,12 +1023,10 @@ pub(crate) fn process(
     inputs: Vec<Input>,
     metrics: &RulesMetrics,
 ) -> Vec<Output> {
-    let outcome = |o: &str| metrics.events.with_label_values(&[o]);
-    let (processed, duplicate, late) =
-        (outcome("processed"), outcome("duplicate"), outcome("late"));
+    let mut tally = Tally::new(metrics);
     let mut outputs = Vec::new();
-    let mut keep = |out: Output| {
-        count(&out, metrics);
+    let mut keep = |out: Output, tally: &mut Tally| {
+        tally.count(&out);
         if !out.transitions.is_empty() {
             outputs.push(out);
         }
@@ -1016,12 +1035,13 @@ pub(crate) fn process(
     for input in inputs {
         let copies = match input {
             Input::Marker(marker) => {
-                keep(shard.processor.advance_source(
+                let out = shard.processor.advance_source(
                     marker.source,
                     marker.of,
                     marker.watermark,
                     marker.idle,
-                ));
+                );
+                keep(out, &mut tally);
                 continue;
             }
             Input::Copies(pending) => pending.into_copies(),
@@ -1040,37 +1060,81 @@ pub(crate) fn process(
                     .watermark()
                     .saturating_sub(copy.event.reported_at);
                 let out = shard.processor.process_keyed(key, copy.event.clone());
-                metrics.lateness.observe(behind.max(0) as f64 / 1000.0);
+                tally.lateness.observe(behind.max(0) as f64 / 1000.0);
+                // Counted at once: the copies counted so far are how far the shard has got.
                 if out.duplicate {
-                    duplicate.inc();
+                    tally.duplicate.inc();
                 } else if out.late {
                     tracing::info!(event_id = %copy.event.event_id, behind_ms = behind, "late incident: its report day was evaluated already; it counts from the next day on");
-                    late.inc();
+                    tally.late.inc();
                 } else {
-                    processed.inc();
+                    tally.processed.inc();
                 }
-                keep(out);
+                keep(out, &mut tally);
             }
         }
     }
+    tally.flush();
     outputs
 }
 
-/// Counts a processor's evaluations and errors, and logs the errors.
-fn count(out: &Output, metrics: &RulesMetrics) {
-    for (rule, took) in &out.evaluations {
-        metrics.evaluations.with_label_values(&[rule]).inc();
-        metrics
-            .evaluation_seconds
-            .with_label_values(&[rule])
-            .observe(took.as_secs_f64());
+/// What one shard's batch counts: the copies at once, the lateness and the evaluations
+/// added to the shared metrics at its end (lanes side by side would otherwise update the
+/// same histograms for every copy and every evaluation).
+struct Tally<'m> {
+    metrics: &'m RulesMetrics,
+    processed: IntCounter,
+    duplicate: IntCounter,
+    late: IntCounter,
+    lateness: LocalHistogram,
+    /// Evaluations and their durations, by rule.
+    rules: HashMap<String, (LocalIntCounter, LocalHistogram)>,
+}
+
+impl<'m> Tally<'m> {
+    fn new(metrics: &'m RulesMetrics) -> Self {
+        let outcome = |o: &str| metrics.events.with_label_values(&[o]);
+        Self {
+            metrics,
+            processed: outcome("processed"),
+            duplicate: outcome("duplicate"),
+            late: outcome("late"),
+            lateness: metrics.lateness.local(),
+            rules: HashMap::new(),
+        }
     }
-    for (rule, error) in &out.errors {
-        metrics
-            .rule_errors
-            .with_label_values(&[rule, error.kind.as_str()])
-            .inc();
-        tracing::warn!(rule = %rule, error = %error, "rule evaluation failed; the rule backs off");
+
+    /// Counts a processor's evaluations and errors, and logs the errors.
+    fn count(&mut self, out: &Output) {
+        for (rule, took) in &out.evaluations {
+            let (evaluations, seconds) = match self.rules.get(rule.as_str()) {
+                Some(local) => local,
+                None => self.rules.entry(rule.clone()).or_insert_with(|| {
+                    let m = self.metrics;
+                    (
+                        m.evaluations.with_label_values(&[rule]).local(),
+                        m.evaluation_seconds.with_label_values(&[rule]).local(),
+                    )
+                }),
+            };
+            evaluations.inc();
+            seconds.observe(took.as_secs_f64());
+        }
+        for (rule, error) in &out.errors {
+            self.metrics
+                .rule_errors
+                .with_label_values(&[rule, error.kind.as_str()])
+                .inc();
+            tracing::warn!(rule = %rule, error = %error, "rule evaluation failed; the rule backs off");
+        }
+    }
+
+    fn flush(self) {
+        self.lateness.flush();
+        for (evaluations, seconds) in self.rules.values() {
+            evaluations.flush();
+            seconds.flush();
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc};
 
 use relec_rules::{
     group::Group,
@@ -58,14 +58,10 @@ pub fn group(
     labels: &[(&str, &str)],
     event: Option<IncidentEvent>,
 ) -> Group {
-    let labels: BTreeMap<String, String> = labels
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
     Group {
         state: Arc::new(state),
         day,
-        labels: Arc::new(labels),
+        labels: relec_rules::dims::owned(labels),
         event: event.map(Arc::new),
         horizon_days: 400,
         history_days: 400,
