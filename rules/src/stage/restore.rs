@@ -51,12 +51,41 @@ impl Sizes {
 /// Rebuilds the processors of `partitions` from `topic`. An open transaction of a former
 /// owner holds the end back until it is committed or aborted, so this waits up to the
 /// transaction timeout plus a margin.
-pub(crate) fn restore(
+///
+/// Partitions `probe` (a client already connected) finds empty start afresh without a
+/// reader: a first start, or a new shard, costs two round trips instead of a new client
+/// that fetches, learns each end and closes (about 170 ms for six partitions).
+pub(crate) fn restore<C: ConsumerContext>(
     kafka: &Kafka,
+    probe: &BaseConsumer<C>,
     topic: &str,
     partitions: &[i32],
     new: impl Fn() -> Processor,
 ) -> Result<BTreeMap<i32, Restored>, Error> {
+    let mut restored: BTreeMap<i32, Restored> = partitions
+        .iter()
+        .map(|&p| (p, (new(), Sizes::default())))
+        .collect();
+    let mut open = Vec::new();
+    for &p in partitions {
+        let (low, high) = probe.fetch_watermarks(topic, p, TXN_TIMEOUT)?;
+        if high > low {
+            open.push(p);
+        }
+    }
+    if !open.is_empty() {
+        read(kafka, topic, open, &mut restored)?;
+    }
+    Ok(restored)
+}
+
+/// Applies each of the `open` partitions of `topic` from its beginning to its end.
+fn read(
+    kafka: &Kafka,
+    topic: &str,
+    mut open: Vec<i32>,
+    restored: &mut BTreeMap<i32, Restored>,
+) -> Result<(), Error> {
     let consumer: BaseConsumer<EndsQuietly> = kafka
         .reader_config("rules-restore")
         .set("group.id", "relec-rules-restore")
@@ -70,15 +99,10 @@ pub(crate) fn restore(
     // after librdkafka's fixed 500 ms: learn them first.
     learn_brokers(consumer.client(), topic, TXN_TIMEOUT)?;
     let mut assignment = TopicPartitionList::new();
-    for &p in partitions {
+    for &p in &open {
         assignment.add_partition_offset(topic, p, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
-    let mut restored: BTreeMap<i32, Restored> = partitions
-        .iter()
-        .map(|&p| (p, (new(), Sizes::default())))
-        .collect();
-    let mut open: Vec<i32> = partitions.to_vec();
     let deadline = Instant::now() + TXN_TIMEOUT * 2;
     while !open.is_empty() {
         if Instant::now() > deadline {
@@ -109,7 +133,7 @@ pub(crate) fn restore(
             }
         }
     }
-    Ok(restored)
+    Ok(())
 }
 
 /// Reaching a partition's end is how the reader knows it is done, not an error to log.

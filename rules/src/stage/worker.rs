@@ -893,9 +893,13 @@ impl Worker {
             .collect();
         if !missing.is_empty() {
             let started = Instant::now();
-            let restored = restore(&self.kafka, &self.topics.changelog, &missing, || {
-                Processor::new(self.engine.clone(), self.live.clone(), self.settings)
-            })?;
+            let restored = restore(
+                &self.kafka,
+                consumer,
+                &self.topics.changelog,
+                &missing,
+                || Processor::new(self.engine.clone(), self.live.clone(), self.settings),
+            )?;
             for (partition, (processor, sizes)) in restored {
                 self.shards.insert(
                     partition,
