@@ -52,9 +52,10 @@ impl Sizes {
 /// owner holds the end back until it is committed or aborted, so this waits up to the
 /// transaction timeout plus a margin.
 ///
-/// Partitions `probe` (a client already connected) finds empty start afresh without a
-/// reader: a first start, or a new shard, costs two round trips instead of a new client
-/// that fetches, learns each end and closes (about 170 ms for six partitions).
+/// Partitions `probe` finds empty start afresh without a reader: a first start, or a new
+/// shard, costs a round trip per partition on a client kept for the next time, instead
+/// of a new client that fetches to each end and closes (about 170 ms for six partitions).
+/// `probe` must read uncommitted (see `Worker::probe_changelog`).
 pub(crate) fn restore<C: ConsumerContext>(
     kafka: &Kafka,
     probe: &BaseConsumer<C>,

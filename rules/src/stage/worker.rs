@@ -33,7 +33,7 @@ use rdkafka::{
     producer::{BaseProducer, BaseRecord, Producer, PurgeConfig},
     statistics::Statistics,
 };
-use relec_plumbing::kafka::{Kafka, polled, rejected};
+use relec_plumbing::kafka::{Kafka, learn_brokers, polled, rejected};
 use relec_schemas::{Alert, AlertStatus, Decoder, Encoder, IncidentEvent, validate::validate};
 use rhai::Engine;
 use tokio::{runtime::Handle, sync::watch};
@@ -235,6 +235,8 @@ pub(crate) struct Worker {
     path: Path,
     /// Incident partitions paused while the repartition topic is read through.
     paused: Option<TopicPartitionList>,
+    /// Asks where changelog partitions end before a restore (see [`restore`]); made once.
+    probe: Option<BaseConsumer>,
     last_input: Instant,
     /// Something was consumed or produced since the last commit.
     pending: bool,
@@ -296,6 +298,7 @@ impl Worker {
             inputs: sources,
             path: Path::Log,
             paused: None,
+            probe: None,
             last_input: Instant::now(),
             pending: false,
             urgent: false,
@@ -893,13 +896,14 @@ impl Worker {
             .collect();
         if !missing.is_empty() {
             let started = Instant::now();
-            let restored = restore(
-                &self.kafka,
-                consumer,
-                &self.topics.changelog,
-                &missing,
-                || Processor::new(self.engine.clone(), self.live.clone(), self.settings),
-            )?;
+            let probe = match self.probe.take() {
+                Some(probe) => probe,
+                None => self.probe_changelog()?,
+            };
+            let probe = self.probe.insert(probe);
+            let restored = restore(&self.kafka, probe, &self.topics.changelog, &missing, || {
+                Processor::new(self.engine.clone(), self.live.clone(), self.settings)
+            })?;
             for (partition, (processor, sizes)) in restored {
                 self.shards.insert(
                     partition,
@@ -921,6 +925,20 @@ impl Worker {
         }
         self.gauges();
         Ok(())
+    }
+
+    /// A client that asks where changelog partitions begin and end. It reads uncommitted:
+    /// its high watermark counts the records of a transaction still open, or committed
+    /// with its markers not yet written, where a read_committed client's end is the last
+    /// stable offset, held at the first record of that transaction (such a partition
+    /// would look empty, and its state be lost).
+    fn probe_changelog(&self) -> Result<BaseConsumer, Error> {
+        let probe: BaseConsumer = (self.kafka.client_config("rules-probe"))
+            .set("isolation.level", "read_uncommitted")
+            .create()?;
+        // Leaders it does not know yet it would ask for again only after 500 ms.
+        learn_brokers(probe.client(), &self.topics.changelog, TXN_TIMEOUT)?;
+        Ok(probe)
     }
 
     /// As the only instance: pauses the incidents and notes how far the repartition topic
