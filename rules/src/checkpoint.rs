@@ -259,6 +259,19 @@ mod tests {
     }
 
     #[test]
+    fn entry_names_keep_their_json_form() {
+        // As builds before the shared grouping id wrote them: changelogs stay readable.
+        let filter = [("category".to_owned(), vec!["SMUGGLING".to_owned()])].into();
+        let id = GroupingId::new(vec!["route".to_owned()], filter);
+        let entry = serde_json::to_value(Entry::Staged(20_454, id.clone(), key())).unwrap();
+        let want = serde_json::json!({"staged": [20_454, [["route"], {"category": ["SMUGGLING"]}],
+            [["route", "AFG-IRN-NIMROZ"]]]});
+        assert_eq!(entry, want);
+        let back: Entry = serde_json::from_value(want).unwrap();
+        assert_eq!(back, Entry::Staged(20_454, id, key()));
+    }
+
+    #[test]
     fn a_checkpoint_writes_only_the_ids_seen_since_the_last() {
         let day = crate::time::day_of(DAY0_MS);
         let mut p = processor();

@@ -30,10 +30,58 @@ pub use crate::dims::Key;
 
 /// Rules with the same `group_by` and the same filter share one state per key; a rule
 /// with another filter counts other events, so it gets its own.
-pub type GroupingId = (Vec<String>, BTreeMap<String, Vec<String>>);
+///
+/// Shared: every routed copy looks its grouping up in its report day, and every changed
+/// key names it in an entry, so the same grouping compares by pointer and copies without
+/// allocating (one read back from the changelog compares by value). Serialised as the pair.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GroupingId(Arc<(Vec<String>, Filter)>);
+
+/// A rule's filter: dimension, and the values it allows.
+type Filter = BTreeMap<String, Vec<String>>;
+
+impl GroupingId {
+    pub fn new(group_by: Vec<String>, filter: Filter) -> Self {
+        Self(Arc::new((group_by, filter)))
+    }
+
+    pub fn group_by(&self) -> &[String] {
+        &self.0.0
+    }
+
+    /// Whether this is the grouping of `rule`.
+    fn is_of(&self, rule: &Rule) -> bool {
+        self.0.0 == rule.group_by && self.0.1 == rule.filter
+    }
+}
+
+impl PartialEq for GroupingId {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for GroupingId {}
+
+impl Ord for GroupingId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.0.cmp(&other.0)
+        }
+    }
+}
+
+impl PartialOrd for GroupingId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 fn grouping_id(rule: &Rule) -> GroupingId {
-    (rule.group_by.clone(), rule.filter.clone())
+    GroupingId::new(rule.group_by.clone(), rule.filter.clone())
 }
 
 /// Whether `key` is a key of `group_by` (its dimensions, in order).
@@ -66,7 +114,7 @@ pub fn each_route(rules: &[Arc<Rule>], event: &IncidentEvent, f: &mut impl FnMut
 fn state_of(groupings: &BTreeMap<GroupingId, Grouping>, rule: &Rule, key: &Key) -> Arc<KeyState> {
     groupings
         .iter()
-        .find(|(id, _)| id.0 == rule.group_by && id.1 == rule.filter)
+        .find(|(id, _)| id.is_of(rule))
         .and_then(|(_, g)| g.keys.get(key))
         .cloned()
         .unwrap_or_default()
@@ -611,7 +659,7 @@ impl Processor {
 
 /// Whether the state of `grouping` (with id `id`) for `key` counts `event`.
 fn counts(id: &GroupingId, grouping: &Grouping, key: &Key, event: &IncidentEvent) -> bool {
-    is_key_of(key, &id.0)
+    is_key_of(key, id.group_by())
         && grouping
             .filter
             .as_ref()
