@@ -270,11 +270,8 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
         last = Some(s);
     }
 
-    let median_rate = |times: &[Timing], secs: fn(&Timing) -> f64| {
-        let mut v: Vec<f64> = times.iter().map(secs).collect();
-        v.sort_by(f64::total_cmp);
-        n as f64 / v[v.len() / 2]
-    };
+    let median_rate =
+        |times: &[Timing], secs: fn(&Timing) -> f64| n as f64 / median(times.iter().map(secs));
     for (what, secs) in [
         ("from start", (|t| t.secs) as fn(&Timing) -> f64),
         ("sustained, from the first record", Timing::sustained_secs),
@@ -289,11 +286,7 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
             stage_rate / bare_rate
         );
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (bare_cpu, stage_cpu) = (median(&mut cpu_secs.0), median(&mut cpu_secs.1));
+    let (bare_cpu, stage_cpu) = (median(cpu_secs.0), median(cpu_secs.1));
     println!(
         "median CPU time of this process per incident (the broker's not included): bare \
          consumer {:.2} µs, rules stage {:.2} µs ({:.1}x)",
@@ -545,4 +538,11 @@ pub(super) fn peak_rss() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// The middle value (the upper one of an even count); rounds are at least one.
+fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.into_iter().collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }

@@ -65,6 +65,9 @@ const POLL: Duration = Duration::from_millis(20);
 /// every thread busy for a while, little enough that an alert waits a few milliseconds at
 /// most. Whatever is queued is processed at once when the input is read to its end.
 const BATCH_BYTES: usize = 1 << 20;
+/// Bytes queued for shards away on the lanes past which the reading thread waits for them
+/// rather than reads on: memory stays bounded when the lanes fall behind.
+const MAX_QUEUED_BYTES: usize = 4 * BATCH_BYTES;
 /// How long a transaction call may take before the worker gives up and starts over.
 pub(crate) const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -565,7 +568,7 @@ impl Worker {
     fn launch(&mut self) -> Result<(), Error> {
         self.collect(false)?;
         self.dispatch();
-        while self.queued_bytes >= 4 * BATCH_BYTES && !self.away.is_empty() {
+        while self.queued_bytes >= MAX_QUEUED_BYTES && !self.away.is_empty() {
             self.collect(true)?;
             self.dispatch();
         }
