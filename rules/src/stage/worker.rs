@@ -899,11 +899,10 @@ impl Worker {
             .collect();
         if !missing.is_empty() {
             let started = Instant::now();
-            let probe = match self.probe.take() {
-                Some(probe) => probe,
-                None => self.probe_changelog()?,
-            };
-            let probe = self.probe.insert(probe);
+            if self.probe.is_none() {
+                self.probe = Some(self.probe_changelog()?);
+            }
+            let probe = self.probe.as_ref().expect("made above");
             let restored = restore(&self.kafka, probe, &self.topics.changelog, &missing, || {
                 Processor::new(self.engine.clone(), self.live.clone(), self.settings)
             })?;
