@@ -25,8 +25,7 @@ pub enum Entry {
     Alert(String, Key),
     Staged(Day, GroupingId, Key),
     /// The event ids seen on a day, whole: what builds before parts wrote (SHA-256
-    /// digests). Deleted when the day expires; as a dirty mark, the day has new ids to
-    /// write as its next part.
+    /// digests). Deleted when the day expires.
     Seen(Day),
     /// The SHA-256 digests of (key, event id) first seen on a day between two checkpoints,
     /// as builds before XXH3 wrote them, and still write for a day restored from them.
@@ -70,6 +69,7 @@ fn seen_parts(day: Day, seen: &mut SeenDay, records: &mut Vec<Record>) -> Result
         seen.parts = 1;
     }
     seen.fresh.clear();
+    seen.changed = false;
     Ok(())
 }
 
@@ -93,6 +93,9 @@ impl Processor {
                 }
             }
         }
+        for (day, seen) in self.seen.iter_mut().filter(|(_, s)| s.changed) {
+            seen_parts(*day, seen, &mut records)?;
+        }
         for entry in dirty {
             let value = match &entry {
                 Entry::Clock => Some(postcard::to_allocvec(&self.clock)?),
@@ -109,13 +112,9 @@ impl Processor {
                     .transpose()?,
                 // Only closed days' entries are left here: to delete.
                 Entry::Staged(..) => None,
-                Entry::Seen(day) => match self.seen.get_mut(day) {
-                    Some(seen) => {
-                        seen_parts(*day, seen, &mut records)?;
-                        continue;
-                    }
-                    None => None,
-                },
+                // Written above if the day is still kept (it came back after expiring).
+                Entry::Seen(day) if self.seen.contains_key(day) => continue,
+                Entry::Seen(_) => None,
                 // An expired day's part, unless the day came back and wrote it anew.
                 Entry::SeenPart(day, part) | Entry::Digests(day, part) => {
                     if self.seen.get(day).is_some_and(|s| *part < s.parts) {

@@ -31,28 +31,42 @@ pub use crate::dims::Key;
 /// Rules with the same `group_by` and the same filter share one state per key; a rule
 /// with another filter counts other events, so it gets its own.
 ///
-/// Shared: every routed copy looks its grouping up in its report day, and every changed
-/// key names it in an entry, so the same grouping compares by pointer and copies without
-/// allocating (one read back from the changelog compares by value). Serialised as the pair.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct GroupingId(Arc<(Vec<String>, Filter)>);
+/// Shared and cheap to compare: every routed copy looks its grouping up in its report
+/// day, and every changed key names it in an entry. The same grouping compares by
+/// pointer; two others nearly always by a precomputed hash (its order is the hash's,
+/// then the pair's, which is stable across builds and runs); copies do not allocate.
+/// Serialised as the pair.
+#[derive(Debug, Clone)]
+pub struct GroupingId(Arc<Grouped>);
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Grouped {
+    /// XXH3 of the pair's JSON form: first in the order, so most comparisons stop there.
+    hash: u64,
+    group_by: Vec<String>,
+    filter: Filter,
+}
 
 /// A rule's filter: dimension, and the values it allows.
 type Filter = BTreeMap<String, Vec<String>>;
 
 impl GroupingId {
     pub fn new(group_by: Vec<String>, filter: Filter) -> Self {
-        Self(Arc::new((group_by, filter)))
+        let json = serde_json::to_vec(&(&group_by, &filter)).unwrap_or_default();
+        Self(Arc::new(Grouped {
+            hash: xxhash_rust::xxh3::xxh3_64(&json),
+            group_by,
+            filter,
+        }))
+    }
+
+    /// The grouping of `rule`.
+    pub fn of(rule: &Rule) -> Self {
+        Self::new(rule.group_by.clone(), rule.filter.clone())
     }
 
     pub fn group_by(&self) -> &[String] {
-        &self.0.0
-    }
-
-    /// Whether this is the grouping of `rule`.
-    fn is_of(&self, rule: &Rule) -> bool {
-        self.0.0 == rule.group_by && self.0.1 == rule.filter
+        &self.0.group_by
     }
 }
 
@@ -80,8 +94,17 @@ impl PartialOrd for GroupingId {
     }
 }
 
-fn grouping_id(rule: &Rule) -> GroupingId {
-    GroupingId::new(rule.group_by.clone(), rule.filter.clone())
+impl Serialize for GroupingId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (&self.0.group_by, &self.0.filter).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for GroupingId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (group_by, filter) = <(Vec<String>, Filter)>::deserialize(deserializer)?;
+        Ok(Self::new(group_by, filter))
+    }
 }
 
 /// Whether `key` is a key of `group_by` (its dimensions, in order).
@@ -109,13 +132,15 @@ pub fn each_route(rules: &[Arc<Rule>], event: &IncidentEvent, f: &mut impl FnMut
     }
 }
 
-/// The state `rule` sees for `key` (empty if the key has none yet), found without
-/// building a grouping id: this runs on every evaluation.
-fn state_of(groupings: &BTreeMap<GroupingId, Grouping>, rule: &Rule, key: &Key) -> Arc<KeyState> {
+/// The state the rules of grouping `id` see for `key` (empty if the key has none yet).
+fn state_of(
+    groupings: &BTreeMap<GroupingId, Grouping>,
+    id: &GroupingId,
+    key: &Key,
+) -> Arc<KeyState> {
     groupings
-        .iter()
-        .find(|(id, _)| id.is_of(rule))
-        .and_then(|(_, g)| g.keys.get(key))
+        .get(id)
+        .and_then(|g| g.keys.get(key))
         .cloned()
         .unwrap_or_default()
 }
@@ -204,6 +229,8 @@ const MAX_BACKOFF: u32 = 1024;
 pub struct Processor {
     engine: Arc<Engine>,
     rules: Vec<Arc<Rule>>,
+    /// The grouping of each rule, as the key in `groupings` (so lookups compare pointers).
+    ids: Vec<GroupingId>,
     settings: Settings,
     pub(crate) groupings: BTreeMap<GroupingId, Grouping>,
     /// What the reports of each still open day add to each key, folded apart: merged
@@ -239,6 +266,7 @@ impl Processor {
         let mut p = Self {
             engine,
             rules: Vec::new(),
+            ids: Vec::new(),
             settings,
             groupings: BTreeMap::new(),
             staging: BTreeMap::new(),
@@ -263,8 +291,15 @@ impl Processor {
         for g in self.groupings.values_mut() {
             g.filter = None;
         }
+        self.ids.clear();
         for rule in &rules {
-            let g = self.groupings.entry(grouping_id(rule)).or_default();
+            let id = GroupingId::of(rule);
+            let id = match self.groupings.get_key_value(&id) {
+                Some((known, _)) => known.clone(),
+                None => id,
+            };
+            self.ids.push(id.clone());
+            let g = self.groupings.entry(id).or_default();
             g.filter = Some(rule.clone());
             for b in &rule.breakdown {
                 if !g.breakdowns.contains(b) {
@@ -347,7 +382,6 @@ impl Processor {
             out.duplicate = true;
             return out;
         }
-        self.dirty.insert(Entry::Seen(occurred));
         self.immediate(&key, &event, &mut out);
 
         let reported = day_of(event.reported_at);
@@ -473,8 +507,8 @@ impl Processor {
             }
         }
         let rules = self.rules.clone();
-        for rule in &rules {
-            let id = grouping_id(rule);
+        for (at, rule) in rules.iter().enumerate() {
+            let id = self.ids[at].clone();
             let Some(grouping) = self.groupings.get(&id) else {
                 continue;
             };
@@ -499,10 +533,10 @@ impl Processor {
                 let verdict = if rule.trigger == Trigger::Immediate {
                     Some(Verdict::default())
                 } else {
-                    self.evaluate(rule, &key, day, None, out)
+                    self.evaluate(at, &key, day, None, out)
                 };
                 if let Some(verdict) = verdict {
-                    self.step(rule, &key, day, &verdict, None, out);
+                    self.step(at, &key, day, &verdict, None, out);
                 }
             }
         }
@@ -524,7 +558,7 @@ impl Processor {
                 continue;
             }
             let rule = rule.clone();
-            if let Some(verdict) = self.evaluate(&rule, key, day, Some(event.clone()), out)
+            if let Some(verdict) = self.evaluate(i, key, day, Some(event.clone()), out)
                 && verdict.fire
             {
                 // Still firing from an earlier report that, by this report's day, would have
@@ -535,28 +569,30 @@ impl Processor {
                 {
                     let due = last_true + rule.keep_firing_days + 1;
                     if day >= due {
-                        self.step(&rule, key, due, &Verdict::default(), None, out);
+                        self.step(i, key, due, &Verdict::default(), None, out);
                     }
                 }
-                self.step(&rule, key, day, &verdict, Some(event), out);
+                self.step(i, key, day, &verdict, Some(event), out);
             }
         }
     }
 
+    /// Evaluates rule `at` (its index in the rule set) for `key` on `day`.
     fn evaluate(
         &mut self,
-        rule: &Rule,
+        at: usize,
         key: &Key,
         day: Day,
         event: Option<Arc<IncidentEvent>>,
         out: &mut Output,
     ) -> Option<Verdict> {
+        let rule = &self.rules[at];
         let backoff = slot(&mut self.backoff, &rule.id);
         if backoff.skip > 0 {
             backoff.skip -= 1;
             return None;
         }
-        let state = state_of(&self.groupings, rule, key);
+        let state = state_of(&self.groupings, &self.ids[at], key);
         let group = Group {
             state,
             day,
@@ -582,15 +618,17 @@ impl Processor {
         }
     }
 
+    /// Moves the alert of rule `at` (its index in the rule set) for `key` on `day`.
     fn step(
         &mut self,
-        rule: &Rule,
+        at: usize,
         key: &Key,
         day: Day,
         verdict: &Verdict,
         event: Option<&IncidentEvent>,
         out: &mut Output,
     ) {
+        let rule = &self.rules[at];
         let tracked = self
             .alerts
             .entry((rule.id.clone(), key.clone()))
@@ -610,7 +648,7 @@ impl Processor {
         match change {
             None => {}
             Some(Change::Fired { since }) => {
-                let state = state_of(&self.groupings, rule, key);
+                let state = state_of(&self.groupings, &self.ids[at], key);
                 let alert = firing_alert(rule, &labels, &state, since, day, verdict, event);
                 tracked.firing = Some(alert.clone());
                 out.transitions.push(alert);
@@ -693,6 +731,9 @@ pub(crate) struct SeenDay {
     pub(crate) fresh: Vec<u64>,
     /// Parts in the changelog: `0..parts`.
     pub(crate) parts: u32,
+    /// Has ids the changelog lacks: the next checkpoint writes a part (a flag here, not
+    /// an entry in the dirty set, which every routed copy would search).
+    pub(crate) changed: bool,
     /// The day was restored from digests of builds before xxh3 (SHA-256, see
     /// [`sha256_digest`]): it keeps making them that way until it expires, so an event
     /// seen before an upgrade is still a duplicate after it.
@@ -711,8 +752,11 @@ impl SeenDay {
             digest(key, event_id)
         };
         let new = self.digests.insert(digest);
-        if new && self.parts > 0 {
-            self.fresh.push(digest);
+        if new {
+            self.changed = true;
+            if self.parts > 0 {
+                self.fresh.push(digest);
+            }
         }
         new
     }
