@@ -557,12 +557,12 @@ impl Processor {
             {
                 continue;
             }
-            let rule = rule.clone();
             if let Some(verdict) = self.evaluate(i, key, day, Some(event.clone()), out)
                 && verdict.fire
             {
                 // Still firing from an earlier report that, by this report's day, would have
                 // resolved at a day close: resolve it as that day close would have.
+                let rule = &self.rules[i];
                 let id = (rule.id.clone(), key.clone());
                 if let Some(Phase::Firing { last_true, .. }) =
                     self.alerts.get(&id).and_then(|t| t.phase)
