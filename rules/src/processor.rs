@@ -47,8 +47,12 @@ struct Grouped {
     filter: Filter,
 }
 
-/// A rule's filter: dimension, and the values it allows.
+/// A rule's filter: dimension, and the values it allows; and under [`WHEN_ANY`], which
+/// no dimension is named, its `when_any` counts (so the changelog's form is the same
+/// with and without them).
 type Filter = BTreeMap<String, Vec<String>>;
+
+const WHEN_ANY: &str = "when_any";
 
 impl GroupingId {
     pub fn new(group_by: Vec<String>, filter: Filter) -> Self {
@@ -62,7 +66,11 @@ impl GroupingId {
 
     /// The grouping of `rule`.
     pub fn of(rule: &Rule) -> Self {
-        Self::new(rule.group_by.clone(), rule.filter.clone())
+        let mut filter = rule.filter.clone();
+        if !rule.when_any.is_empty() {
+            filter.insert(WHEN_ANY.to_owned(), rule.when_any.clone());
+        }
+        Self::new(rule.group_by.clone(), filter)
     }
 
     pub fn group_by(&self) -> &[String] {

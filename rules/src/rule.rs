@@ -17,6 +17,7 @@ use crate::{
     error::line_col,
     group::{Group, Verdict},
     sandbox::{self, Context, Limits},
+    state::Counters,
     template,
     time::Day,
 };
@@ -58,6 +59,8 @@ pub struct Rule {
     pub breakdown: Vec<String>,
     /// Dimension -> allowed values; an event must pass every entry.
     pub filter: BTreeMap<String, Vec<String>>,
+    /// Counts of which an event must have at least one above zero (none: every event).
+    pub when_any: Vec<String>,
     pub trigger: Trigger,
     /// Days of events an alert is about, ending with the evaluated day: its evidence
     /// window (`window` in the metadata, default 1 day).
@@ -84,6 +87,7 @@ impl fmt::Debug for Rule {
             .field("group_by", &self.group_by)
             .field("breakdown", &self.breakdown)
             .field("filter", &self.filter)
+            .field("when_any", &self.when_any)
             .field("trigger", &self.trigger)
             .field("window_days", &self.window_days)
             .field("for_days", &self.for_days)
@@ -195,6 +199,7 @@ impl Rule {
             group_by: m.group_by,
             breakdown: m.breakdown,
             filter: m.filter,
+            when_any: m.when_any,
             trigger: m.trigger,
             window_days: m.window_days,
             for_days: m.for_days,
@@ -214,8 +219,15 @@ impl Rule {
     }
 
     /// Whether `event` passes the rule's filter: for every listed dimension, the event's
-    /// value is allowed (for nationality, any of the event's nationalities is).
+    /// value is allowed (for nationality, any of the event's nationalities is); and, with
+    /// `when_any`, one of those counts of the event is above zero.
     pub fn matches(&self, event: &IncidentEvent) -> bool {
+        if !self.when_any.is_empty() {
+            let counts = Counters::of(event);
+            if !(self.when_any.iter()).any(|f| counts.field(f).is_some_and(|n| n > 0)) {
+                return false;
+            }
+        }
         self.filter.iter().all(|(dim, allowed)| {
             if dim == "nationality" {
                 event
@@ -475,9 +487,9 @@ mod metadata {
     use rhai::{Array, Dynamic, Map};
 
     use super::Trigger;
-    use crate::{dims::DIMENSIONS, sandbox, template};
+    use crate::{dims::DIMENSIONS, sandbox, state::FIELDS, template};
 
-    const KEYS: [&str; 13] = [
+    const KEYS: [&str; 14] = [
         "id",
         "title",
         "severity",
@@ -485,6 +497,7 @@ mod metadata {
         "group_by",
         "breakdown",
         "filter",
+        "when_any",
         "trigger",
         "window",
         "for",
@@ -513,6 +526,7 @@ mod metadata {
         pub group_by: Vec<String>,
         pub breakdown: Vec<String>,
         pub filter: BTreeMap<String, Vec<String>>,
+        pub when_any: Vec<String>,
         pub trigger: Trigger,
         pub window_days: i64,
         pub for_days: i64,
@@ -572,6 +586,7 @@ mod metadata {
             let group_by = p.dimensions("group_by", &[]);
             let breakdown = p.dimensions("breakdown", &group_by);
             let filter = p.filter();
+            let when_any = p.when_any();
             let trigger = match p.string("trigger", false) {
                 None => Some(Trigger::Event),
                 Some(t) => {
@@ -604,6 +619,7 @@ mod metadata {
                 group_by,
                 breakdown,
                 filter,
+                when_any,
                 trigger: trigger?,
                 window_days: window_days?,
                 for_days: for_days?,
@@ -671,6 +687,18 @@ mod metadata {
 
         /// An array of distinct dimensions, none of them in `taken`.
         fn dimensions(&mut self, key: &str, taken: &[String]) -> Vec<String> {
+            self.distinct(key, &DIMENSIONS, "dimension", taken)
+        }
+
+        /// An array of distinct names from `known` (each "a {what}"), none in `taken`;
+        /// absent is none.
+        fn distinct(
+            &mut self,
+            key: &str,
+            known: &[&str],
+            what: &str,
+            taken: &[String],
+        ) -> Vec<String> {
             let Some(value) = self.get(key, false).cloned() else {
                 return Vec::new();
             };
@@ -678,13 +706,10 @@ mod metadata {
             let mut out: Vec<String> = Vec::new();
             for (i, name) in names.into_iter().enumerate() {
                 let at = format!("{key}[{i}]");
-                if !DIMENSIONS.contains(&name.as_str()) {
+                if !known.contains(&name.as_str()) {
                     self.push(
                         &at,
-                        format!(
-                            "{name:?} is not a dimension (one of {})",
-                            DIMENSIONS.join(", ")
-                        ),
+                        format!("{name:?} is not a {what} (one of {})", known.join(", ")),
                     );
                 } else if out.contains(&name) {
                     self.push(&at, format!("{name:?} is listed twice"));
@@ -745,6 +770,19 @@ mod metadata {
                     }
                 }
                 out.insert(dim.to_string(), values);
+            }
+            out
+        }
+
+        /// Distinct counts of an event (any of [`FIELDS`] but "events", which every event
+        /// has one of); absent is none.
+        fn when_any(&mut self) -> Vec<String> {
+            let counts: Vec<&str> = FIELDS.into_iter().filter(|f| *f != "events").collect();
+            let out = self.distinct("when_any", &counts, "count", &[]);
+            let listed =
+                (self.map.get("when_any")).and_then(|v| v.read_lock::<Array>().map(|a| a.len()));
+            if listed == Some(0) {
+                self.push("when_any", "must list at least one count".to_owned());
             }
             out
         }

@@ -180,6 +180,18 @@ fn a_mass_casualty_event_is_an_immediate_critical_alert() {
 }
 
 #[test]
+fn a_report_without_dead_or_missing_is_not_routed_to_the_immediate_rules_groups() {
+    let (_, rules) = rules(&[]);
+    let events = stream(&["casualty:IRN-TUR-VAN@day=90,dead=12,missing=5"]);
+    let country_and_route = |e: &IncidentEvent| route_keys(&rules, e).iter().any(|k| k.len() == 2);
+    let (lost, calm): (Vec<&IncidentEvent>, Vec<&IncidentEvent>) =
+        events.iter().partition(|e| e.dead + e.missing > 0);
+    assert!(!lost.is_empty() && !calm.is_empty());
+    assert!(lost.iter().all(|e| country_and_route(e)));
+    assert!(!calm.iter().any(|e| country_and_route(e)));
+}
+
+#[test]
 fn arrival_order_within_the_lateness_does_not_change_the_alerts() {
     let events = stream(&["spike:AFG-IRN-NIMROZ@day=100,days=7,factor=4"]);
     let in_order = run(events.clone(), &[]);

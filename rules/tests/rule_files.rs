@@ -63,6 +63,8 @@ fn the_pack_loads() {
     assert_eq!(death.severity, Severity::Critical);
     assert_eq!(death.trigger, Trigger::Immediate);
     assert!(death.filter.is_empty());
+    assert_eq!(death.when_any, ["dead", "missing"]);
+    assert!(spike.when_any.is_empty());
     assert_eq!(death.window_days, 1);
 }
 
@@ -77,7 +79,7 @@ fn every_metadata_mistake_is_reported_with_its_key() {
     assert_eq!(
         problems,
         [
-            "colour: unknown key (keys are id, title, severity, description, group_by, breakdown, filter, trigger, window, for, keep_firing_for, labels, annotations)",
+            "colour: unknown key (keys are id, title, severity, description, group_by, breakdown, filter, when_any, trigger, window, for, keep_firing_for, labels, annotations)",
             "severity: \"urgent\" is not a severity (one of info, low, medium, high, critical)",
             "group_by[1]: \"agency\" is not a dimension (one of route, border_section, crossing_point, nationality, category, reporting_country, reporting_agency)",
         ]
@@ -95,7 +97,7 @@ fn every_metadata_mistake_is_reported_with_its_key() {
 fn more_metadata_checks() {
     let source = format!(
         "{CONDITION}#{{ id: \"Bad-Id\", severity: \"low\", trigger: \"hourly\", \"for\": \"2x\", \
-         filter: #{{ category: [\"SMUGLING\"], route: \"BALKAN\" }}, breakdown: [\"nationality\", \"nationality\"], \
+         filter: #{{ category: [\"SMUGLING\"], route: \"BALKAN\" }}, when_any: [\"dead\", \"events\", \"dead\"], breakdown: [\"nationality\", \"nationality\"], \
          labels: #{{ route: \"{{{{route\" }} }}"
     );
     let Err(RuleError::Invalid { problems, .. }) = load(&source) else {
@@ -113,6 +115,8 @@ fn more_metadata_checks() {
             "breakdown[1]",
             "filter.category[0]",
             "filter.route",
+            "when_any[1]",
+            "when_any[2]",
             "trigger",
             "for",
             "labels.route"
