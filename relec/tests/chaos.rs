@@ -277,6 +277,17 @@ impl Stages {
         }
     }
 
+    /// The end of each running stage's log, for a failure message.
+    fn logs(&self, lines: usize) -> String {
+        let mut text = String::new();
+        for (kind, stage) in &self.running {
+            text += &format!("--- {kind} ({}), last {lines} lines:\n", stage.instance);
+            text += &stage.log_tail(lines);
+            text += "\n";
+        }
+        text
+    }
+
     async fn restart(&mut self, kind: StageKind) {
         self.running.remove(&kind);
         let stage = self.pipeline.start(kind, "a", READY).await;
@@ -296,8 +307,9 @@ impl Stages {
         while load.progress() < share {
             assert!(
                 Instant::now() < until,
-                "the load stalled at {:.0}%",
-                load.progress() * 100.0
+                "the load stalled at {:.0}%\n{}",
+                load.progress() * 100.0,
+                self.logs(40)
             );
             self.supervise().await;
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -423,11 +435,19 @@ async fn run(
     ];
     let until = Instant::now() + SETTLE;
     for (group, topic, markers) in &groups {
-        while group_lag(&kafka, group, topic).await > *markers {
-            assert!(
-                Instant::now() < until,
-                "{group} did not commit {topic} to its end"
-            );
+        loop {
+            let lag = group_lag(&kafka, group, topic).await;
+            if lag <= *markers {
+                break;
+            }
+            if Instant::now() >= until {
+                panic!(
+                    "{name}: {group} did not commit {topic} to its end ({lag} behind) \
+                     after faults {faults:?}, exits {:?}\n{}",
+                    stages.exits,
+                    stages.logs(40)
+                );
+            }
             stages.supervise().await;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -13,7 +13,10 @@ mod restore;
 mod sources;
 mod worker;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Json, Router,
@@ -39,6 +42,11 @@ use crate::{
     sandbox::{Limits, engine},
 };
 use worker::{Context, Topics, Worker};
+
+/// The pause before a failed worker starts again; it doubles while failures repeat, up
+/// to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
+const MAX_PAUSE: Duration = Duration::from_secs(30);
 
 /// The stage, built and ready to run.
 pub struct RulesStage {
@@ -167,8 +175,9 @@ impl RulesStage {
         let result = tokio::task::spawn_blocking(move || {
             let (config, kafka, rules, engine, metrics, alerts, partitions) = &*this;
             let runtime = tokio::runtime::Handle::current();
-            let mut pause = Duration::from_millis(500);
+            let mut pause = FIRST_PAUSE;
             loop {
+                let started = Instant::now();
                 let attempt = (|| -> Result<(), Error> {
                     let consumer = consumer(kafka, config, metrics)?;
                     let id = format!("{}.{}", config.rules.group, config.rules.instance_name());
@@ -198,9 +207,14 @@ impl RulesStage {
                     Ok(()) => return Ok(()),
                     Err(e) if token.is_cancelled() => return Err(e),
                     Err(e) => {
+                        // A worker that ran a while failed afresh (a broker restart
+                        // hours later), not again.
+                        if started.elapsed() > MAX_PAUSE {
+                            pause = FIRST_PAUSE;
+                        }
                         tracing::error!(error = %e, retry_in = ?pause, "rules worker stopped; starting again from the last commit");
                         std::thread::sleep(pause);
-                        pause = (pause * 2).min(Duration::from_secs(30));
+                        pause = (pause * 2).min(MAX_PAUSE);
                     }
                 }
             }
