@@ -35,6 +35,12 @@ pub struct RulesConfig {
     /// sooner, as soon as the input is read to its end.
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
+    /// While working through a backlog, commits take at most this share of the stage's
+    /// time: after a commit that took `d`, the next one by the interval waits at least
+    /// `d * (1 - share) / share`, never more than ten intervals. A live stream's commits
+    /// are small and keep the interval; a replay's rewrite much of the state each time.
+    /// 1 turns this off.
+    pub max_commit_share: f64,
     /// With no incident for this long, event time follows the wall clock, so days still
     /// close (reporting-silence rules) when the whole network is quiet. Unset: event time
     /// moves only with reports, which suits replays of past data.
@@ -54,6 +60,7 @@ impl Default for RulesConfig {
             lateness: Duration::from_secs(3600),
             horizon: Duration::from_secs(400 * 86_400),
             commit_interval: Duration::from_millis(100),
+            max_commit_share: 0.1,
             advance_idle_after: None,
             limits: RuleLimits::default(),
         }
@@ -122,6 +129,12 @@ impl Validate for RulesConfig {
         }
         if self.commit_interval < Duration::from_millis(10) {
             problems.push(key(path, "commit_interval"), "must be at least 10ms");
+        }
+        if !(self.max_commit_share > 0.0 && self.max_commit_share <= 1.0) {
+            problems.push(
+                key(path, "max_commit_share"),
+                "must be above 0 and at most 1",
+            );
         }
         if self.reload_interval < Duration::from_millis(100) {
             problems.push(key(path, "reload_interval"), "must be at least 100ms");

@@ -115,3 +115,14 @@ fn agency_ids_name_their_native_topics() {
     let pattern = regex::Regex::new(&config.topics.native_pattern()[1..]).expect("regex");
     assert!(pattern.is_match(&native.name) && !pattern.is_match("relec.nativeXa"));
 }
+
+#[test]
+fn the_commit_share_is_a_fraction_above_zero() {
+    for bad in ["0.0", "1.5", "-0.1", "nan"] {
+        let problems =
+            load(&format!("[rules]\nmax_commit_share = {bad}\n"), &[]).expect_err("invalid");
+        assert_eq!(paths(&problems), ["rules.max_commit_share"], "{bad}");
+    }
+    let config = load("[rules]\nmax_commit_share = 1\n", &[]).expect("1 turns it off");
+    assert_eq!(config.rules.max_commit_share, 1.0);
+}

@@ -196,10 +196,12 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
         kafka.bootstrap_servers()
     );
     println!(
-        "{rules} rules from {}, {expected} routed copies ({:.2} per incident), commit interval {:?}",
+        "{rules} rules from {}, {expected} routed copies ({:.2} per incident), commit interval {:?}, \
+         commits at most {} of the time",
         options.dir.display(),
         expected as f64 / n as f64,
-        base.rules.commit_interval
+        base.rules.commit_interval,
+        base.rules.max_commit_share
     );
     println!(
         "{:<6} {:<14} {:>9} {:>7} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>11} {:>6} {:>6}",

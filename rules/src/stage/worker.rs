@@ -6,7 +6,8 @@
 //! (each shard's in the order read).
 //! An instance that owns every partition skips that topic ([`Path::Direct`]): its copies
 //! are queued straight away.
-//! Every `commit_interval`, or as soon as the input is read to its end when the
+//! Every `commit_interval` (further apart over a backlog, where commits are slow: see
+//! [`spacing`]), or as soon as the input is read to its end when the
 //! transaction holds something urgent, the changed state is checkpointed and the whole
 //! transaction (outputs, state, offsets of both topics) commits at once, so after a crash
 //! or a rebalance the input is read again exactly from where the committed state and
@@ -212,6 +213,10 @@ pub(crate) struct Worker {
     pub runtime: Handle,
     pub skew: Duration,
     pub commit_interval: Duration,
+    /// `rules.max_commit_share`: see [`spacing`].
+    max_commit_share: f64,
+    /// How long after the last commit the next one is due by the interval.
+    commit_spacing: Duration,
     pub advance_idle_after: Option<Duration>,
     live: Vec<Arc<Rule>>,
     shards: BTreeMap<i32, Shard>,
@@ -286,6 +291,8 @@ impl Worker {
             runtime,
             skew,
             commit_interval: config.commit_interval,
+            max_commit_share: config.max_commit_share,
+            commit_spacing: config.commit_interval,
             advance_idle_after: config.advance_idle_after,
             live,
             shards: BTreeMap::new(),
@@ -383,7 +390,7 @@ impl Worker {
             // acknowledgement.
             self.producer().poll(Duration::ZERO);
             self.advance_idle();
-            if self.last_commit.elapsed() >= self.commit_interval || (self.urgent && caught_up) {
+            if self.last_commit.elapsed() >= self.commit_spacing || (self.urgent && caught_up) {
                 self.commit(consumer)?;
             }
         }
@@ -759,6 +766,7 @@ impl Worker {
         // Nothing read since the last commit: nothing queued or away either.
         if !self.pending && markers.is_empty() {
             self.last_commit = Instant::now();
+            self.commit_spacing = self.commit_interval;
             return Ok(());
         }
         let direct = self.path == Path::Direct;
@@ -816,10 +824,10 @@ impl Worker {
             shard.touched = false;
         }
         self.last_commit = Instant::now();
+        let took = started.elapsed();
+        self.commit_spacing = spacing(took, self.commit_interval, self.max_commit_share);
         self.metrics.commits.inc();
-        self.metrics
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.commit_seconds.observe(took.as_secs_f64());
         self.gauges();
         Ok(())
     }
@@ -1028,6 +1036,16 @@ impl Worker {
     }
 }
 
+/// How long after a commit that took `took` the next is due by the interval: `interval`,
+/// or longer when commits are slow, so that they take at most `share` of the time (a
+/// backlog's commits rewrite much of the state; at the interval they would keep the loop
+/// from reading about a quarter of the time), but at most ten intervals. Urgent
+/// transactions still commit as soon as the input is read to its end.
+fn spacing(took: Duration, interval: Duration, share: f64) -> Duration {
+    let busy = took.mul_f64((1.0 - share) / share);
+    busy.clamp(interval, interval * 10)
+}
+
 /// Bytes of queued records, as counted against [`BATCH_BYTES`].
 fn size(inputs: &[Input]) -> usize {
     (inputs.iter())
@@ -1171,4 +1189,21 @@ fn skip(metrics: &RulesMetrics, partition: i32, offset: i64, reason: &str) {
         reason,
         "incident skipped: it does not decode or validate"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_commits_are_spaced_to_their_share_and_at_most_ten_intervals() {
+        let ms = Duration::from_millis;
+        // A live stream's small commits keep the interval.
+        assert_eq!(spacing(ms(3), ms(100), 0.1), ms(100));
+        // 33 ms at a tenth: 297 ms of reading to each commit.
+        assert_eq!(spacing(ms(33), ms(100), 0.1), ms(297));
+        assert_eq!(spacing(ms(500), ms(100), 0.1), ms(1000));
+        // 1: by the interval whatever the commits take.
+        assert_eq!(spacing(ms(500), ms(100), 1.0), ms(100));
+    }
 }
