@@ -56,8 +56,11 @@ cargo test --workspace --locked --no-fail-fast -- "$@" 2>&1 | tee "$log" || stat
 
 # The chaos suite (relec/tests/chaos.rs), alone after the rest: the whole pipeline under
 # load while stages are killed, its broker (one of its own) restarts, a webhook hangs and a
-# second rules instance comes and goes; it prints its counts. About four minutes.
-cargo test --locked -p relec --test chaos -- --ignored --nocapture 2>&1 | tee -a "$log" || status=$?
+# second rules instance comes and goes; it prints its counts. About four minutes. Its
+# rules stages log at info (partitions assigned, state restored, transitions), so a run
+# that fails ends with what the stage was doing.
+RELEC_E2E_LOG="${RELEC_E2E_LOG:-warn,relec_rules=info}" \
+    cargo test --locked -p relec --test chaos -- --ignored --nocapture 2>&1 | tee -a "$log" || status=$?
 
 # The benchmarks must keep working; short debug runs check them (the figures that matter
 # come from release builds, see the README).
