@@ -33,6 +33,7 @@ use rdkafka::{
     message::{BorrowedMessage, Header, Headers, OwnedHeaders},
     producer::{BaseProducer, BaseRecord, Producer, PurgeConfig},
     statistics::Statistics,
+    types::RDKafkaErrorCode,
 };
 use relec_plumbing::kafka::{Kafka, learn_brokers, polled, rejected};
 use relec_schemas::{Alert, AlertStatus, Decoder, Encoder, IncidentEvent, validate::validate};
@@ -370,6 +371,14 @@ impl Worker {
             }
             match message {
                 None | Some(Err(KafkaError::PartitionEOF(_))) => {}
+                // Every broker gone: librdkafka fails the open transaction only when its
+                // records time out (30 s), however soon the broker is back. Given up now,
+                // the worker starts again from the last commit as soon as it is.
+                Some(Err(e))
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) =>
+                {
+                    return Err(e.into());
+                }
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                 Some(Ok(m)) => {
                     self.pending = true;
