@@ -4,6 +4,7 @@
 //! `relec bench rules` (one core, no Kafka; rhai against native Rust).
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
@@ -122,6 +123,8 @@ struct StageRound {
     timing: Timing,
     /// CPU time this process spent until the measurement ended (the stage's, all threads).
     cpu_secs: f64,
+    /// The same by thread name (those that used any).
+    threads: BTreeMap<String, f64>,
     ready_secs: f64,
     timed: Counts,
     settled: Counts,
@@ -276,6 +279,12 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
             settled.late,
             settled.duplicate
         );
+        let mut threads: Vec<_> = s.threads.iter().collect();
+        threads.sort_by(|a, b| b.1.total_cmp(a.1));
+        let threads: Vec<String> = (threads.iter())
+            .map(|(name, secs)| format!("{name} {secs:.2}"))
+            .collect();
+        println!("       CPU s by thread: {}", threads.join(", "));
         if settled.aborts > 0 {
             println!(
                 "       ({} aborted transactions: their input was processed again, so this \
@@ -453,9 +462,10 @@ async fn stage(
     let _stop = token.clone().drop_guard();
     let started = Instant::now();
     let cpu = process_cpu_secs();
+    let threads_before = thread_cpu_secs();
     let mut task = tokio::spawn(stage.run(token.clone()));
     let (mut ready_secs, mut first_secs) = (None, None);
-    let (secs, cpu_secs) = loop {
+    let (secs, cpu_secs, threads) = loop {
         let counts = Counts::read(&telemetry);
         if ready_secs.is_none() && counts.partitions > 0 {
             ready_secs = Some(started.elapsed().as_secs_f64());
@@ -467,7 +477,16 @@ async fn stage(
             first_secs = Some(started.elapsed().saturating_sub(POLL).as_secs_f64());
         }
         if counts.copies() >= expected {
-            break (started.elapsed().as_secs_f64(), process_cpu_secs() - cpu);
+            let mut threads = thread_cpu_secs();
+            for (name, secs) in &mut threads {
+                *secs -= threads_before.get(name).copied().unwrap_or(0.0);
+            }
+            threads.retain(|_, secs| *secs > 0.0);
+            break (
+                started.elapsed().as_secs_f64(),
+                process_cpu_secs() - cpu,
+                threads,
+            );
         }
         if task.is_finished() {
             (&mut task).await??;
@@ -507,6 +526,7 @@ async fn stage(
         },
         ready_secs: ready_secs.unwrap_or(secs),
         cpu_secs,
+        threads,
         timed,
         settled,
     })
@@ -554,6 +574,31 @@ pub(super) fn process_cpu_secs() -> f64 {
         .filter_map(|f| f.parse::<u64>().ok())
         .sum();
     ticks as f64 / 100.0
+}
+
+/// CPU time (user and system) this process's live threads have used so far, in seconds,
+/// summed by thread name (lanes and librdkafka's broker threads share theirs); empty
+/// where /proc is missing.
+fn thread_cpu_secs() -> BTreeMap<String, f64> {
+    let mut by_name = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // The name is between the first '(' and the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].trim_end_matches(|c: char| c.is_ascii_digit());
+        let ticks: u64 = (stat[close + 1..].split_whitespace().skip(11).take(2))
+            .filter_map(|f| f.parse::<u64>().ok())
+            .sum();
+        *by_name.entry(name.to_owned()).or_default() += ticks as f64 / 100.0;
+    }
+    by_name
 }
 
 /// Peak resident set size of this process, in bytes (Linux only).
