@@ -346,11 +346,7 @@ fn share(g: &mut Group, dim: &str, value: &str, f: &str, w: &str, offset: INT) -
     // nationality's share is of the known nationalities, not of all persons.
     let total = if dim == "nationality" {
         let (from, to) = range(g, w, offset);
-        g.state
-            .sub_keys(dim, from, to)
-            .iter()
-            .map(|v| sub_sum(g, dim, v, f, w, offset))
-            .sum()
+        g.state.sub_total(dim, f, from, to).unwrap_or_default() as FLOAT
     } else {
         sum(g, f, w, offset)
     };

@@ -224,6 +224,23 @@ impl KeyState {
         }
     }
 
+    /// Sum of `field` over days `from..=to` across every sub-key of `dim` (0 if none).
+    pub fn sub_total(&self, dim: &str, field: &str, from: Day, to: Day) -> Option<i64> {
+        let get = Counters::getter(field)?;
+        let Some(values) = self.subs.get(dim) else {
+            return Some(0);
+        };
+        if from > to {
+            return Some(0);
+        }
+        Some(
+            (values.values())
+                .flat_map(|days| days.range(from..=to))
+                .map(|(_, c)| get(c))
+                .sum(),
+        )
+    }
+
     /// Sub-keys of `dim` with any activity in `from..=to`.
     pub fn sub_keys(&self, dim: &str, from: Day, to: Day) -> Vec<String> {
         self.subs
@@ -527,6 +544,16 @@ mod tests {
             s.sub_sum("nationality", "AFG", "persons", 0, 9),
             Some(afghans)
         );
+        for (from, to) in [(0, 9), (3, 5), (9, 20)] {
+            let each: i64 = (s.sub_keys("nationality", from, to).iter())
+                .map(|n| s.sub_sum("nationality", n, "persons", from, to).unwrap())
+                .sum();
+            let total = s.sub_total("nationality", "persons", from, to);
+            assert_eq!(total, Some(each), "{from}..={to}");
+        }
+        assert_eq!(s.sub_total("nationality", "persons", 5, 4), Some(0));
+        assert_eq!(s.sub_total("crossing_point", "persons", 0, 9), Some(0));
+        assert_eq!(s.sub_total("nationality", "nonsense", 0, 9), None);
         assert_eq!(s.seen().map(|x| x.first), Some(1000));
 
         // The same events in another order give the same state.
