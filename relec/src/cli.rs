@@ -128,7 +128,7 @@ pub enum BenchCommand {
         /// The rules directory.
         #[arg(long, default_value = "rules/pack")]
         dir: PathBuf,
-        /// Evaluations for the rhai-against-native comparison.
+        /// Evaluations for the rhai-against-native comparison; 0 skips it.
         #[arg(long, default_value_t = 200_000)]
         evaluations: u64,
     },

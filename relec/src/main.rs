@@ -9,7 +9,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// glibc's allocator spends a fifth of the ingest path's time in malloc and free under
-/// many threads (measured with `perf` on `relec bench ingest`); mimalloc does not.
+/// many threads (measured with `perf` on `relec bench ingest`); mimalloc does not. Built
+/// without transparent huge pages (`no_thp`): where the kernel grants them on request, a
+/// fresh 2 MiB page is zeroed at its first touch, and which runs paid for that was luck
+/// (a routed copy cost 0.44 or 1.04 µs in `bench rules`, run to run; 0.47 without).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
