@@ -227,18 +227,11 @@ impl KeyState {
     /// Sum of `field` over days `from..=to` across every sub-key of `dim` (0 if none).
     pub fn sub_total(&self, dim: &str, field: &str, from: Day, to: Day) -> Option<i64> {
         let get = Counters::getter(field)?;
-        let Some(values) = self.subs.get(dim) else {
-            return Some(0);
-        };
-        if from > to {
-            return Some(0);
-        }
-        Some(
+        Some(self.subs.get(dim).map_or(0, |values| {
             (values.values())
-                .flat_map(|days| days.range(from..=to))
-                .map(|(_, c)| get(c))
-                .sum(),
-        )
+                .map(|days| sum_days(days, get, from, to))
+                .sum()
+        }))
     }
 
     /// Sub-keys of `dim` with any activity in `from..=to`.
@@ -389,11 +382,15 @@ fn merge_seen(into: &mut Option<Seen>, from: Option<Seen>) {
 }
 
 fn sum_range(days: &BTreeMap<Day, Counters>, field: &str, from: Day, to: Day) -> Option<i64> {
-    let get = Counters::getter(field)?;
+    Some(sum_days(days, Counters::getter(field)?, from, to))
+}
+
+/// What `get` reads, summed over days `from..=to` (0 for an empty range).
+fn sum_days(days: &BTreeMap<Day, Counters>, get: fn(&Counters) -> i64, from: Day, to: Day) -> i64 {
     if from > to {
-        return Some(0);
+        return 0;
     }
-    Some(days.range(from..=to).map(|(_, c)| get(c)).sum())
+    days.range(from..=to).map(|(_, c)| get(c)).sum()
 }
 
 /// One pass over the days of all `n` windows (a baseline of 52 weeks is one range, not 52).

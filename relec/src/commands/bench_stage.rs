@@ -564,16 +564,23 @@ pub(super) fn gathered(
 /// CPU time (user and system, all threads) this process has used so far, in seconds, at
 /// the kernel's clock-tick resolution (10 ms); 0 where /proc is missing.
 pub(super) fn process_cpu_secs() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces): state is the first, utime
-    // and stime the 12th and 13th.
-    let after = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
-    let ticks: u64 = (after.split_whitespace().skip(11).take(2))
+    std::fs::read_to_string("/proc/self/stat").map_or(0.0, |stat| stat_cpu_secs(&stat).1)
+}
+
+/// A /proc `stat` line's command name and its CPU time (user and system), in seconds.
+fn stat_cpu_secs(stat: &str) -> (&str, f64) {
+    // The name is between the first '(' and the last ')' (it may hold spaces); after it,
+    // state is the first field, utime and stime the 12th and 13th.
+    let close = stat.rfind(')').unwrap_or(stat.len());
+    let name = stat
+        .find('(')
+        .map_or("", |open| &stat[(open + 1).min(close)..close]);
+    let ticks: u64 = (stat.get(close + 1..).unwrap_or_default().split_whitespace())
+        .skip(11)
+        .take(2)
         .filter_map(|f| f.parse::<u64>().ok())
         .sum();
-    ticks as f64 / 100.0
+    (name, ticks as f64 / 100.0)
 }
 
 /// CPU time (user and system) this process's live threads have used so far, in seconds,
@@ -588,15 +595,9 @@ fn thread_cpu_secs() -> BTreeMap<String, f64> {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
             continue;
         };
-        // The name is between the first '(' and the last ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = stat[open + 1..close].trim_end_matches(|c: char| c.is_ascii_digit());
-        let ticks: u64 = (stat[close + 1..].split_whitespace().skip(11).take(2))
-            .filter_map(|f| f.parse::<u64>().ok())
-            .sum();
-        *by_name.entry(name.to_owned()).or_default() += ticks as f64 / 100.0;
+        let (name, secs) = stat_cpu_secs(&stat);
+        let name = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        *by_name.entry(name.to_owned()).or_default() += secs;
     }
     by_name
 }
