@@ -123,8 +123,8 @@ impl Backtest {
         let event = Arc::new(event);
         let keys = route_keys(self.processor.rules(), &event);
         let (copies, mut duplicates, mut late) = (keys.len(), 0, false);
-        for key in keys {
-            let out = self.processor.process_keyed(key, event.clone());
+        for key in &keys {
+            let out = self.processor.process_keyed(key, &event);
             duplicates += usize::from(out.duplicate);
             late |= out.late;
             self.absorb(out);

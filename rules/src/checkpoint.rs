@@ -230,7 +230,7 @@ mod tests {
 
     fn feed(p: &mut Processor, ids: std::ops::Range<u64>) {
         for i in ids {
-            assert!(!p.process_keyed(key(), event(i)).duplicate);
+            assert!(!p.process_keyed(&key(), &event(i)).duplicate);
         }
     }
 
@@ -283,9 +283,9 @@ mod tests {
         log.extend(second);
         let mut q = restored(&log);
         for i in [0, 99, 100, 109] {
-            assert!(q.process_keyed(key(), event(i)).duplicate, "{i}");
+            assert!(q.process_keyed(&key(), &event(i)).duplicate, "{i}");
         }
-        assert!(!q.process_keyed(key(), event(110)).duplicate);
+        assert!(!q.process_keyed(&key(), &event(110)).duplicate);
     }
 
     #[test]
@@ -311,8 +311,8 @@ mod tests {
         assert_eq!(compacted.len(), 1, "only part 0 is left");
         let compacted: Vec<Record> = (compacted.into_iter()).map(|(k, v)| (k, Some(v))).collect();
         for mut q in [restored(&log), restored(&compacted)] {
-            assert!(q.process_keyed(key(), event(64)).duplicate);
-            assert!(q.process_keyed(key(), event(0)).duplicate);
+            assert!(q.process_keyed(&key(), &event(64)).duplicate);
+            assert!(q.process_keyed(&key(), &event(0)).duplicate);
         }
 
         // The day expires: every part and the whole-day entry of older builds are deleted.
@@ -348,13 +348,13 @@ mod tests {
             Some(postcard::to_allocvec(&digests).unwrap()),
         );
         let mut p = restored(std::slice::from_ref(&old));
-        assert!(p.process_keyed(key(), event(3)).duplicate);
-        assert!(!p.process_keyed(key(), event(10)).duplicate);
+        assert!(p.process_keyed(&key(), &event(3)).duplicate);
+        assert!(!p.process_keyed(&key(), &event(10)).duplicate);
         // The day goes on the same way; a new day takes the new digests.
         let mut next = (*event(11)).clone();
         next.occurred_at += DAY_MS;
         next.reported_at += DAY_MS;
-        assert!(!p.process_keyed(key(), Arc::new(next)).duplicate);
+        assert!(!p.process_keyed(&key(), &Arc::new(next)).duplicate);
         let records = p.checkpoint().unwrap();
         assert_eq!(
             seen_records(&records),
@@ -364,7 +364,7 @@ mod tests {
             ]
         );
         let mut q = restored(&[vec![old], records].concat());
-        assert!(q.process_keyed(key(), event(3)).duplicate);
-        assert!(q.process_keyed(key(), event(10)).duplicate);
+        assert!(q.process_keyed(&key(), &event(3)).duplicate);
+        assert!(q.process_keyed(&key(), &event(10)).duplicate);
     }
 }

@@ -370,8 +370,8 @@ impl Processor {
         let event = Arc::new(event);
         let mut out = Output::default();
         let mut duplicates = 0;
-        for key in keys {
-            let o = self.process_keyed(key, event.clone());
+        for key in &keys {
+            let o = self.process_keyed(key, &event);
             duplicates += usize::from(o.duplicate);
             out.absorb(o);
         }
@@ -383,14 +383,14 @@ impl Processor {
     /// Processes the copy of `event` routed to `key`. Event time does not move: with
     /// events routed from several input partitions, it moves with the slowest of them
     /// ([`Processor::advance_source`]).
-    pub fn process_keyed(&mut self, key: Key, event: Arc<IncidentEvent>) -> Output {
+    pub fn process_keyed(&mut self, key: &Key, event: &Arc<IncidentEvent>) -> Output {
         let mut out = Output::default();
         let occurred = day_of(event.occurred_at);
-        if !(self.seen.entry(occurred).or_default()).insert(&key, &event.event_id) {
+        if !(self.seen.entry(occurred).or_default()).insert(key, &event.event_id) {
             out.duplicate = true;
             return out;
         }
-        self.immediate(&key, &event, &mut out);
+        self.immediate(key, event, &mut out);
 
         let reported = day_of(event.reported_at);
         let through = *self.clock.evaluated_through.get_or_insert(reported - 1);
@@ -398,9 +398,9 @@ impl Processor {
         if reported <= through {
             // Its day was already evaluated: it counts from the next evaluation on.
             out.late = true;
-            self.fold(&key, &event);
+            self.fold(key, event);
         } else {
-            self.stage(reported, &key, &event);
+            self.stage(reported, key, event);
         }
         out
     }

@@ -312,7 +312,7 @@ fn keys_split_over_partitions_give_the_alerts_of_one() {
         let e = Arc::new(e);
         for key in route_keys(&rules, &e) {
             let p = key.iter().map(|(_, v)| v.len()).sum::<usize>() % parts.len();
-            transitions.extend(parts[p].process_keyed(key, e.clone()).transitions);
+            transitions.extend(parts[p].process_keyed(&key, &e).transitions);
         }
         // The stage's watermark markers: every partition learns how far reports have got,
         // now and then (one commit may carry days of reports when the stage catches up).

@@ -65,7 +65,7 @@ pub fn run(dir: &Path, evaluations: u64) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     for (keys, event) in &copies {
         for key in keys {
-            black_box(processor.process_keyed(key.clone(), event.clone()));
+            black_box(processor.process_keyed(key, event));
         }
     }
     let secs = started.elapsed().as_secs_f64();

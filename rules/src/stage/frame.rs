@@ -19,11 +19,51 @@ pub const FRAME_VERSION: &[u8] = b"1";
 /// default 1 MB record limit.
 pub const FRAME_BYTES: usize = 256 * 1024;
 
-/// One incident and the group keys of one repartition partition it is routed to.
-#[derive(Debug, Clone)]
-pub struct Copy {
-    pub keys: Vec<Key>,
-    pub event: Arc<IncidentEvent>,
+/// Incidents, each with the group keys of one repartition partition it is routed to, in
+/// the order they came: kept flat (every key in one list, each incident holding where its
+/// keys end), so gathering a copy allocates nothing and neither does handing it on.
+#[derive(Debug, Default)]
+pub struct Copies {
+    events: Vec<(Arc<IncidentEvent>, usize)>,
+    keys: Vec<Key>,
+}
+
+impl Copies {
+    /// Adds `key` to `event`'s copy: the last one if it is of the same event, else a new
+    /// one. True if it made a new copy.
+    fn push(&mut self, key: Key, event: &Arc<IncidentEvent>) -> bool {
+        self.keys.push(key);
+        let end = self.keys.len();
+        match self.events.last_mut() {
+            Some((last, keys_end)) if Arc::ptr_eq(last, event) => {
+                *keys_end = end;
+                false
+            }
+            _ => {
+                self.events.push((event.clone(), end));
+                true
+            }
+        }
+    }
+
+    /// Each incident with its keys, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<IncidentEvent>, &[Key])> {
+        let mut start = 0;
+        self.events.iter().map(move |(event, end)| {
+            let keys = &self.keys[start..*end];
+            start = *end;
+            (event, keys)
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.events.clear();
+        self.keys.clear();
+    }
 }
 
 /// The repartition partition of a key: CRC-32 of its JSON form, modulo the partition
@@ -37,7 +77,7 @@ pub fn partition_of(key: &Key, partitions: i32) -> Result<i32, Error> {
 /// The copies routed to one partition since its last frame was written.
 #[derive(Debug, Default)]
 pub struct Pending {
-    copies: Vec<Copy>,
+    copies: Copies,
     bytes: usize,
 }
 
@@ -45,19 +85,11 @@ impl Pending {
     /// Adds `event` (of encoded size `size`) for `key`; the event's copy is shared by all
     /// its keys on this partition. Returns the bytes it added: `size`, or 0 if shared.
     pub fn push(&mut self, key: Key, event: &Arc<IncidentEvent>, size: usize) -> usize {
-        match self.copies.last_mut() {
-            Some(last) if Arc::ptr_eq(&last.event, event) => {
-                last.keys.push(key);
-                0
-            }
-            _ => {
-                self.copies.push(Copy {
-                    keys: vec![key],
-                    event: event.clone(),
-                });
-                self.bytes += size;
-                size
-            }
+        if self.copies.push(key, event) {
+            self.bytes += size;
+            size
+        } else {
+            0
         }
     }
 
@@ -67,7 +99,7 @@ impl Pending {
     }
 
     /// The copies, in the order pushed.
-    pub fn into_copies(self) -> Vec<Copy> {
+    pub fn into_copies(self) -> Copies {
         self.copies
     }
 
@@ -82,8 +114,11 @@ impl Pending {
 
     /// The frame's payload; afterwards this is empty.
     pub fn take(&mut self) -> Result<Vec<u8>, Error> {
-        let copies: Vec<(&Vec<Key>, &IncidentEvent)> =
-            self.copies.iter().map(|c| (&c.keys, &*c.event)).collect();
+        let copies: Vec<(&[Key], &IncidentEvent)> = self
+            .copies
+            .iter()
+            .map(|(event, keys)| (keys, &**event))
+            .collect();
         let payload = postcard::to_allocvec(&copies)?;
         self.copies.clear();
         self.bytes = 0;
@@ -92,15 +127,14 @@ impl Pending {
 }
 
 /// The copies in a frame's payload.
-pub fn decode(payload: &[u8]) -> Result<Vec<Copy>, Error> {
-    let copies: Vec<(Vec<Key>, IncidentEvent)> = postcard::from_bytes(payload)?;
-    Ok(copies
-        .into_iter()
-        .map(|(keys, event)| Copy {
-            keys,
-            event: Arc::new(event),
-        })
-        .collect())
+pub fn decode(payload: &[u8]) -> Result<Copies, Error> {
+    let frame: Vec<(Vec<Key>, IncidentEvent)> = postcard::from_bytes(payload)?;
+    let mut copies = Copies::default();
+    for (keys, event) in frame {
+        copies.keys.extend(keys);
+        copies.events.push((Arc::new(event), copies.keys.len()));
+    }
+    Ok(copies)
 }
 
 #[cfg(test)]
@@ -133,8 +167,11 @@ mod tests {
         assert!(!pending.full());
         let copies = decode(&pending.take().unwrap()).unwrap();
         assert!(pending.is_empty());
+        let copies: Vec<_> = copies.iter().collect();
         assert_eq!(copies.len(), 2);
-        assert_eq!(copies[0].keys, vec![key("A"), key("B")]);
-        assert_eq!(*copies[0].event, *event);
+        assert_eq!(copies[0].1, [key("A"), key("B")]);
+        assert_eq!(**copies[0].0, *event);
+        assert_eq!(copies[1].1, [key("A")]);
+        assert_eq!(**copies[1].0, *other);
     }
 }
