@@ -61,6 +61,27 @@ impl Kafka {
         self.create(&specs.iter().collect::<Vec<_>>()).await
     }
 
+    /// Deletes the named topics, those that exist (the embedded cluster keeps its topics
+    /// until it stops).
+    pub async fn delete_topics(&self, names: &[&str]) -> Result<(), Error> {
+        if names.is_empty() || self.embedded().is_some() {
+            return Ok(());
+        }
+        let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+        for result in self.admin()?.delete_topics(names, &options).await? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((topic, code)) => {
+                    return Err(Error::Topic {
+                        topic,
+                        reason: code.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Creates those of `specs` that do not exist yet.
     async fn create(&self, specs: &[&TopicSpec]) -> Result<Vec<(String, TopicOutcome)>, Error> {
         if specs.is_empty() {

@@ -182,169 +182,192 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     for c in &rounds {
         kafka.create_topics(&c.topics).await?;
     }
-    let started = Instant::now();
-    let producer = kafka
-        .record_producer::<IncidentEvent>("bench", &topic)
-        .await?;
-    for chunk in events.chunks(PUBLISH_BATCH) {
-        let results = producer
-            .send_all(chunk.iter().map(|e| (e.route.as_str(), e)))
-            .await;
-        let failures = results.iter().filter(|r| r.is_err()).count();
-        anyhow::ensure!(failures == 0, "{failures} incidents were not published");
+    // This run's topics go when it ends, however it ends: a broker left with every run's
+    // topics (about 30 partitions a round) does more background work in the next one.
+    let mut names = vec![topic.clone()];
+    for c in &rounds {
+        let t = &c.topics;
+        for spec in [
+            &t.incidents_rejected,
+            &t.alerts,
+            &t.rules_repartition,
+            &t.rules_changelog,
+        ] {
+            names.push(spec.name.clone());
+        }
     }
-    let published_secs = started.elapsed().as_secs_f64();
-    drop(events);
+    let measured = async {
+        let started = Instant::now();
+        let producer = kafka
+            .record_producer::<IncidentEvent>("bench", &topic)
+            .await?;
+        for chunk in events.chunks(PUBLISH_BATCH) {
+            let results = producer
+                .send_all(chunk.iter().map(|e| (e.route.as_str(), e)))
+                .await;
+            let failures = results.iter().filter(|r| r.is_err()).count();
+            anyhow::ensure!(failures == 0, "{failures} incidents were not published");
+        }
+        let published_secs = started.elapsed().as_secs_f64();
+        drop(events);
 
-    println!(
-        "rules stage vs bare consumer on {}: {n} demo incidents ({days} days, scale {scale}) \
-         on {partitions} partitions, published in {published_secs:.1} s",
-        kafka.bootstrap_servers()
-    );
-    println!(
-        "{rules} rules from {}, {expected} routed copies ({:.2} per incident), commit interval {:?}, \
-         commits at most {} of the time",
-        options.dir.display(),
-        expected as f64 / n as f64,
-        base.rules.commit_interval,
-        base.rules.max_commit_share
-    );
-    println!(
-        "{:<6} {:<14} {:>9} {:>7} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>11} {:>6} {:>6}",
-        "round",
-        "path",
-        "seconds",
-        "cpu s",
-        "incidents/s",
-        "sustained",
-        "copies/s",
-        "ready s",
-        "commits",
-        "commit ms",
-        "transitions",
-        "late",
-        "dups"
-    );
-    let (mut bare_times, mut stage_times) = (Vec::new(), Vec::new());
-    let mut cpu_secs: (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    let mut last = None;
-    let (warm_up, rounds) = rounds.split_first().expect("a warm-up round and one more");
-    let bare_warm_up = bare(&kafka, &topic, &format!("relec-bench-{run}-bare-0"), n).await?;
-    let stage_warm_up = stage(
-        warm_up,
-        &Kafka::connect_like(&kafka, warm_up),
-        expected,
-        false,
-    )
-    .await?;
-    println!(
-        "{:<6} {:<14} {:>9.2}  (warm-up, not counted)\n{:<6} {:<14} {:>9.2}  (warm-up, not counted)",
-        0, "bare consumer", bare_warm_up.secs, 0, "rules stage", stage_warm_up.timing.secs
-    );
-    for (round, c) in (1..).zip(rounds) {
-        let cpu = process_cpu_secs();
-        let b = bare(
-            &kafka,
-            &topic,
-            &format!("relec-bench-{run}-bare-{round}"),
-            n,
+        println!(
+            "rules stage vs bare consumer on {}: {n} demo incidents ({days} days, scale {scale}) \
+             on {partitions} partitions, published in {published_secs:.1} s",
+            kafka.bootstrap_servers()
+        );
+        println!(
+            "{rules} rules from {}, {expected} routed copies ({:.2} per incident), commit interval {:?}, \
+             commits at most {} of the time",
+            options.dir.display(),
+            expected as f64 / n as f64,
+            base.rules.commit_interval,
+            base.rules.max_commit_share
+        );
+        println!(
+            "{:<6} {:<14} {:>9} {:>7} {:>12} {:>10} {:>10} {:>8} {:>8} {:>10} {:>11} {:>6} {:>6}",
+            "round",
+            "path",
+            "seconds",
+            "cpu s",
+            "incidents/s",
+            "sustained",
+            "copies/s",
+            "ready s",
+            "commits",
+            "commit ms",
+            "transitions",
+            "late",
+            "dups"
+        );
+        let (mut bare_times, mut stage_times) = (Vec::new(), Vec::new());
+        let mut cpu_secs: (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+        let mut last = None;
+        let (warm_up, rounds) = rounds.split_first().expect("a warm-up round and one more");
+        let bare_warm_up = bare(&kafka, &topic, &format!("relec-bench-{run}-bare-0"), n).await?;
+        let stage_warm_up = stage(
+            warm_up,
+            &Kafka::connect_like(&kafka, warm_up),
+            expected,
+            false,
         )
         .await?;
-        let bare_cpu = process_cpu_secs() - cpu;
         println!(
-            "{round:<6} {:<14} {:>9.2} {:>7.2} {:>12.0} {:>10.0}",
-            "bare consumer",
-            b.secs,
-            bare_cpu,
-            n as f64 / b.secs,
-            n as f64 / b.sustained_secs()
+            "{:<6} {:<14} {:>9.2}  (warm-up, not counted)\n{:<6} {:<14} {:>9.2}  (warm-up, not counted)",
+            0, "bare consumer", bare_warm_up.secs, 0, "rules stage", stage_warm_up.timing.secs
         );
-        bare_times.push(b);
-        cpu_secs.0.push(bare_cpu);
-
-        let s = stage(c, &Kafka::connect_like(&kafka, c), expected, true).await?;
-        let (k, settled) = (&s.timed, &s.settled);
-        println!(
-            "{round:<6} {:<14} {:>9.2} {:>7.2} {:>12.0} {:>10.0} {:>10.0} {:>8.2} {:>8} {:>10.1} {:>11} {:>6} {:>6}",
-            "rules stage",
-            s.timing.secs,
-            s.cpu_secs,
-            n as f64 / s.timing.secs,
-            n as f64 / s.timing.sustained_secs(),
-            k.copies() as f64 / s.timing.sustained_secs(),
-            s.ready_secs,
-            k.commits,
-            k.commit_seconds * 1000.0 / k.commits.max(1) as f64,
-            settled.transitions(),
-            settled.late,
-            settled.duplicate
-        );
-        let mut threads: Vec<_> = s.threads.iter().collect();
-        threads.sort_by(|a, b| b.1.total_cmp(a.1));
-        let threads: Vec<String> = (threads.iter())
-            .map(|(name, secs)| format!("{name} {secs:.2}"))
-            .collect();
-        println!("       CPU s by thread: {}", threads.join(", "));
-        if settled.aborts > 0 {
+        for (round, c) in (1..).zip(rounds) {
+            let cpu = process_cpu_secs();
+            let b = bare(
+                &kafka,
+                &topic,
+                &format!("relec-bench-{run}-bare-{round}"),
+                n,
+            )
+            .await?;
+            let bare_cpu = process_cpu_secs() - cpu;
             println!(
-                "       ({} aborted transactions: their input was processed again, so this \
-                 round's figures count it twice)",
-                settled.aborts
+                "{round:<6} {:<14} {:>9.2} {:>7.2} {:>12.0} {:>10.0}",
+                "bare consumer",
+                b.secs,
+                bare_cpu,
+                n as f64 / b.secs,
+                n as f64 / b.sustained_secs()
+            );
+            bare_times.push(b);
+            cpu_secs.0.push(bare_cpu);
+
+            let s = stage(c, &Kafka::connect_like(&kafka, c), expected, true).await?;
+            let (k, settled) = (&s.timed, &s.settled);
+            println!(
+                "{round:<6} {:<14} {:>9.2} {:>7.2} {:>12.0} {:>10.0} {:>10.0} {:>8.2} {:>8} {:>10.1} {:>11} {:>6} {:>6}",
+                "rules stage",
+                s.timing.secs,
+                s.cpu_secs,
+                n as f64 / s.timing.secs,
+                n as f64 / s.timing.sustained_secs(),
+                k.copies() as f64 / s.timing.sustained_secs(),
+                s.ready_secs,
+                k.commits,
+                k.commit_seconds * 1000.0 / k.commits.max(1) as f64,
+                settled.transitions(),
+                settled.late,
+                settled.duplicate
+            );
+            let mut threads: Vec<_> = s.threads.iter().collect();
+            threads.sort_by(|a, b| b.1.total_cmp(a.1));
+            let threads: Vec<String> = (threads.iter())
+                .map(|(name, secs)| format!("{name} {secs:.2}"))
+                .collect();
+            println!("       CPU s by thread: {}", threads.join(", "));
+            if settled.aborts > 0 {
+                println!(
+                    "       ({} aborted transactions: their input was processed again, so this \
+                     round's figures count it twice)",
+                    settled.aborts
+                );
+            }
+            stage_times.push(s.timing);
+            cpu_secs.1.push(s.cpu_secs);
+            last = Some(s);
+        }
+
+        let median_rate =
+            |times: &[Timing], secs: fn(&Timing) -> f64| n as f64 / median(times.iter().map(secs));
+        for (what, secs) in [
+            ("from start", (|t| t.secs) as fn(&Timing) -> f64),
+            ("sustained, from the first record", Timing::sustained_secs),
+        ] {
+            let (bare_rate, stage_rate) = (
+                median_rate(&bare_times, secs),
+                median_rate(&stage_times, secs),
+            );
+            println!(
+                "median {what}: bare consumer {bare_rate:.0} incidents/s, rules stage \
+                 {stage_rate:.0} incidents/s; ratio stage/bare: {:.2} (target >= 0.6)",
+                stage_rate / bare_rate
             );
         }
-        stage_times.push(s.timing);
-        cpu_secs.1.push(s.cpu_secs);
-        last = Some(s);
-    }
-
-    let median_rate =
-        |times: &[Timing], secs: fn(&Timing) -> f64| n as f64 / median(times.iter().map(secs));
-    for (what, secs) in [
-        ("from start", (|t| t.secs) as fn(&Timing) -> f64),
-        ("sustained, from the first record", Timing::sustained_secs),
-    ] {
-        let (bare_rate, stage_rate) = (
-            median_rate(&bare_times, secs),
-            median_rate(&stage_times, secs),
-        );
+        let (bare_cpu, stage_cpu) = (median(cpu_secs.0), median(cpu_secs.1));
         println!(
-            "median {what}: bare consumer {bare_rate:.0} incidents/s, rules stage \
-             {stage_rate:.0} incidents/s; ratio stage/bare: {:.2} (target >= 0.6)",
-            stage_rate / bare_rate
+            "median CPU time of this process per incident (the broker's not included): bare \
+             consumer {:.2} µs, rules stage {:.2} µs ({:.1}x)",
+            bare_cpu * 1e6 / n as f64,
+            stage_cpu * 1e6 / n as f64,
+            stage_cpu / bare_cpu.max(f64::EPSILON)
         );
+        if let Some(StageRound { timed, settled, .. }) = &last {
+            println!(
+                "last stage round, while measured: {} commits taking {:.2} s in all, {} rule \
+                 evaluations taking {:.2} s in all",
+                timed.commits, timed.commit_seconds, timed.evaluations, timed.evaluation_seconds
+            );
+            println!(
+                "  once event time caught up: {} copies processed, {} late, {} duplicate, \
+                 {} skipped; {} alert transitions ({} firing, {} resolved)",
+                settled.processed,
+                settled.late,
+                settled.duplicate,
+                settled.skipped,
+                settled.transitions(),
+                settled.firing,
+                settled.resolved
+            );
+        }
+        if let Some(peak) = peak_rss() {
+            println!(
+                "peak resident memory of this process: {:.0} MiB",
+                peak as f64 / 1_048_576.0
+            );
+        }
+        anyhow::Ok(())
     }
-    let (bare_cpu, stage_cpu) = (median(cpu_secs.0), median(cpu_secs.1));
-    println!(
-        "median CPU time of this process per incident (the broker's not included): bare \
-         consumer {:.2} µs, rules stage {:.2} µs ({:.1}x)",
-        bare_cpu * 1e6 / n as f64,
-        stage_cpu * 1e6 / n as f64,
-        stage_cpu / bare_cpu.max(f64::EPSILON)
-    );
-    if let Some(StageRound { timed, settled, .. }) = &last {
-        println!(
-            "last stage round, while measured: {} commits taking {:.2} s in all, {} rule \
-             evaluations taking {:.2} s in all",
-            timed.commits, timed.commit_seconds, timed.evaluations, timed.evaluation_seconds
-        );
-        println!(
-            "  once event time caught up: {} copies processed, {} late, {} duplicate, \
-             {} skipped; {} alert transitions ({} firing, {} resolved)",
-            settled.processed,
-            settled.late,
-            settled.duplicate,
-            settled.skipped,
-            settled.transitions(),
-            settled.firing,
-            settled.resolved
-        );
+    .await;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    if let Err(e) = kafka.delete_topics(&names).await {
+        eprintln!("this run's topics were not deleted: {e}");
     }
-    if let Some(peak) = peak_rss() {
-        println!(
-            "peak resident memory of this process: {:.0} MiB",
-            peak as f64 / 1_048_576.0
-        );
-    }
+    measured?;
     if options.evaluations > 0 {
         println!();
         return super::bench_rules::run(&options.dir, options.evaluations);
