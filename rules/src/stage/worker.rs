@@ -365,8 +365,8 @@ impl Worker {
             }
             self.reload()?;
             // A run of records already fetched is taken before the loop looks at commits,
-            // reloads and the other producer: that housekeeping per record was a tenth of
-            // this thread's time.
+            // reloads and the other producer: that housekeeping per record was about a
+            // twentieth of this thread's time.
             let mut caught_up = false;
             for taken in 0..READ_RUN {
                 // With something urgent in the transaction, only what is there already is
